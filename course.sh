@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The course's two entry points; both set up the virtual environment themselves.
+#   bash course.sh main   regenerate release/, grade the example class, export, print grades
+#   bash course.sh test   the whole test suite
+# Any other arguments are passed to `python -m convae` (e.g. `bash course.sh release`).
+set -euo pipefail
+cd "$(dirname "$0")"
+source scripts/setup-venv.sh
+
+case "${1:-}" in
+  test) shift; exec "$PY" -m pytest -q "$@" ;;
+  "") echo "usage: bash course.sh main|test|grade|release|examples|table" >&2; exit 2 ;;
+  *) exec "$PY" -m convae "$@" ;;
+esac

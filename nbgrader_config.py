@@ -1,0 +1,58 @@
+"""nbgrader configuration for the course "From convolutions to VAEs".
+
+Paths are relative to this file's folder (the course root). The grading pipeline in
+``convae.course`` passes ``--CourseDirectory.root`` explicitly, so a copy of the course in a
+temporary folder grades exactly like this one.
+"""
+
+c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
+
+c.CourseDirectory.course_id = "conv-to-vae"
+c.CourseDirectory.source_directory = "source"
+c.CourseDirectory.release_directory = "release"
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = "feedback"
+c.CourseDirectory.db_url = "sqlite:///gradebook.db"
+
+c.CourseDirectory.db_assignments = [
+    dict(name="ps1"),
+    dict(name="ps2"),
+    dict(name="ps3"),
+]
+
+# What students see in place of a removed solution. The code stub raises, so an unanswered
+# question fails its tests instead of passing by accident.
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
+
+# Per-cell limit while grading. The longest graded cell (a short training run in grading
+# mode) takes well under a minute on a 2-core laptop; 120 s leaves room for slow machines and
+# stops an infinite loop from holding the class back.
+c.ExecutePreprocessor.timeout = 120
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# A notebook that grows huge outputs (plots in a loop, a printed tensor) must not bloat the
+# autograded copy or the feedback.
+c.LimitOutput.max_lines = 200
+c.LimitOutput.max_traceback = 50
+
+
+# Hardened grading (convae.grading): a dead kernel costs only its cell, outputs are capped in
+# size, and feedback shows each failed check's message without the hidden test or traceback.
+c.Autograde.autograde_preprocessors = [
+    "convae.grading.ResilientExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "convae.grading.TruncateLargeOutputs",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.GenerateFeedback.preprocessors = [
+    "nbgrader.preprocessors.GetGrades",
+    "convae.grading.RedactHiddenTests",
+    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+]
