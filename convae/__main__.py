@@ -1,0 +1,64 @@
+"""Command line: ``python -m convae <command>`` (see README)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from convae import course
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="convae", description=__doc__)
+    parser.add_argument("--root", type=Path, default=Path.cwd(), help="course folder (default: .)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("release", help="regenerate release/ from source/")
+    sub.add_parser("examples", help="write the example class into submitted/")
+    sub.add_parser("main", help="release, grade the example class, export, print the table")
+    sub.add_parser("table", help="print the per-notebook grade table from the gradebook")
+    grade = sub.add_parser("grade", help="grade submitted/ in parallel, sandboxed; exit 1 on failures")
+    grade.add_argument("--student", action="append", help="only this student (repeatable)")
+    grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
+    grade.add_argument("--jobs", type=int, default=None, help="parallel workers (default: one per core)")
+    grade.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
+    grade.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: sqlite gradebook.db)")
+    args = parser.parse_args(argv)
+    root = args.root.resolve()
+
+    if args.command == "release":
+        course.generate_release(root)
+    elif args.command == "examples":
+        print("\n".join(course.build_example_class(root)))
+    elif args.command == "main":
+        grades = course.grade_example_class(root)
+        print(course.format_grade_table(grades))
+        print(f"\ngrades: {root / 'autograded' / 'grades.csv'}, feedback: {root / 'feedback'}/")
+    elif args.command == "grade":
+        return run_grade(root, args)
+    elif args.command == "table":
+        print(course.format_grade_table(course.notebook_grades(root)))
+    return 0
+
+
+def run_grade(root: Path, args) -> int:
+    from convae import grading
+
+    enabled, note = grading.sandbox_setting(args.sandbox)
+    print(note)
+    settings = grading.Settings(root, sandbox=enabled, timeout=args.timeout, db_url=args.db)
+    results = grading.grade_class(
+        settings, jobs=args.jobs, students=args.student, assignments=args.assignment
+    )
+    print(course.format_grade_table(course.notebook_grades(root, args.db)))
+    for r in results:
+        if r.flags:
+            print(f"{r.status.upper():8} {r.student}/{r.assignment}: " + "; ".join(r.flags))
+    failed = sum(not r.ok for r in results)
+    print(f"{len(results)} submissions graded, {failed} failed; report: autograded/grading_report.csv")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""Reading and normalising the course's nbgrader notebooks.
+
+The grading pipeline and the tests look cells up by their nbgrader ``grade_id``; the
+normaliser makes a notebook's JSON canonical (stable cell ids, no editor metadata, no trailing
+newlines) so that regenerating the release is byte-for-byte reproducible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+
+from convae import SUBMISSION_DIR
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"name": "python"}
+# Cell metadata that editors add and nbgrader does not need.
+EDITOR_METADATA = ("lines_to_next_cell", "execution", "collapsed", "scrolled", "jupyter")
+
+
+def read(path: Path | str) -> nbformat.NotebookNode:
+    return nbformat.read(str(path), as_version=4)
+
+
+def nbgrader_meta(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def grade_id(cell) -> str | None:
+    return nbgrader_meta(cell).get("grade_id")
+
+
+def is_answer_cell(cell) -> bool:
+    """An autograded answer: a code cell students write, not itself graded."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and meta.get("solution", False) and not meta.get("grade", False)
+
+
+def is_test_cell(cell) -> bool:
+    """An autograder test: a locked, graded code cell."""
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and meta.get("grade", False) and not meta.get("solution", False)
+
+
+def is_manual_answer(cell) -> bool:
+    meta = nbgrader_meta(cell)
+    return meta.get("grade", False) and meta.get("solution", False)
+
+
+def cells_by_id(nb) -> dict[str, nbformat.NotebookNode]:
+    return {grade_id(cell): cell for cell in nb.cells if grade_id(cell)}
+
+
+def normalise(nb) -> nbformat.NotebookNode:
+    """Canonical form: kernelspec set, ids from grade_id, no outputs, no editor metadata."""
+    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)}
+    for index, cell in enumerate(nb.cells):
+        for key in EDITOR_METADATA:
+            cell.metadata.pop(key, None)
+        cell.id = (grade_id(cell) or f"cell-{index}").replace("_", "-")
+        cell.source = cell.source.rstrip("\n")
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    return nb
+
+
+def write(nb, path: Path | str) -> None:
+    text = json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+    Path(path).write_text(text, encoding="utf-8")
+
+
+def normalise_file(path: Path | str) -> bool:
+    """Normalise a notebook in place; True when the file changed."""
+    path = Path(path)
+    before = path.read_text(encoding="utf-8")
+    write(normalise(read(path)), path)
+    return path.read_text(encoding="utf-8") != before
+
+
+def sibling_notebook(name: str) -> Path:
+    """Another notebook of the same problem set, e.g. part 2 whose classes part 3 re-uses.
+
+    Students keep the notebooks of a problem set in one folder. While grading, the kernel runs in
+    the autograded folder, where nbgrader has not written the sibling yet; the grader then points
+    ``CONVAE_SUBMISSION_DIR`` at the student's own (repaired) submission, readable in the sandbox.
+    """
+    for folder in (Path.cwd(), os.environ.get(SUBMISSION_DIR)):
+        if folder and (Path(folder) / name).exists():
+            return Path(folder) / name
+    raise FileNotFoundError(
+        f"{name} is not in {Path.cwd()}: keep the notebooks of a problem set in one folder"
+    )
