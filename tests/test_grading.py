@@ -1,0 +1,158 @@
+"""Unit tests of the class grader: canonical submissions, sandbox settings, feedback, determinism."""
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import REPO, copy_course
+from test_release import source_secrets
+
+from convae import course, grading, notebooks, sandbox
+
+RELEASE = REPO / "release" / "ps1" / "conv_arithmetic.ipynb"
+
+
+def release():
+    return notebooks.read(RELEASE)
+
+
+def ids(nb):
+    return [notebooks.grade_id(c) for c in nb.cells]
+
+
+def find(nb, grade_id):
+    return next(c for c in nb.cells if notebooks.grade_id(c) == grade_id)
+
+
+def test_untouched_release_needs_no_repair():
+    out, repairs = grading.canonicalise(release(), release())
+    assert repairs == [] and ids(out) == ids(release())
+
+
+def test_deleted_cells_come_back_in_place():
+    student = release()
+    student.cells = [
+        c for c in student.cells if notebooks.grade_id(c) not in ("td2_q1", "test_dense_param_count")
+    ]
+    out, repairs = grading.canonicalise(release(), student)
+    assert ids(out) == ids(release())
+    assert sorted(repairs) == ["deleted cell td2_q1 restored", "deleted cell test_dense_param_count restored"]
+
+
+def test_answers_kept_and_scratch_cells_stay_where_the_student_put_them():
+    student = release()
+    find(student, "dense_param_count").source = "def dense_param_count(a, b, bias=False):\n    return 1"
+    index = ids(student).index("dense_param_count")
+    student.cells.insert(index, nbformat.v4.new_code_cell("helper = 3"))
+    out, repairs = grading.canonicalise(release(), student)
+    assert repairs == []
+    assert find(out, "dense_param_count").source.endswith("return 1")
+    position = [c.source for c in out.cells].index("helper = 3")
+    assert notebooks.grade_id(out.cells[position + 1]) == "dense_param_count"
+
+
+def test_duplicates_edits_and_type_changes_are_repaired():
+    student = release()
+    test_cell = find(student, "test_conv2d_param_count")
+    test_cell.source = "pass"
+    student.cells.append(copy.deepcopy(find(student, "dense_param_count")))
+    answer = find(student, "conv2d_output_size")
+    answer.cell_type = "markdown"
+    out, repairs = grading.canonicalise(release(), student)
+    assert find(out, "test_conv2d_param_count").source == find(release(), "test_conv2d_param_count").source
+    assert find(out, "conv2d_output_size").cell_type == "code"
+    assert ids(out) == ids(release())
+    assert len(repairs) == 3
+
+
+def test_sandbox_never_exposes_the_hidden_folder():
+    with pytest.raises(ValueError):
+        sandbox.bwrap_arguments(Path("/course/root"), [Path("/course")], [])
+    args = sandbox.bwrap_arguments(Path("/course/root"), [Path("/course/root/autograded/x/ps1")], [])
+    assert args.index("/course/root") < args.index("/course/root/autograded/x/ps1")
+    assert "--unshare-net" in args
+
+
+def test_grading_says_plainly_when_there_is_no_sandbox(monkeypatch):
+    monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
+    enabled, note = grading.sandbox_setting("auto")
+    assert not enabled and "UNAVAILABLE" in note and "bwrap" in note
+    with pytest.raises(SystemExit):
+        grading.sandbox_setting("on")
+    assert grading.sandbox_setting("off")[0] is False
+
+
+def test_feedback_hides_hidden_tests_but_names_the_failed_check(graded_course):
+    # The complete example student hands in the model answers as their own: only hidden tests
+    # and mark schemes are secrets from a student's feedback.
+    sources = sorted((REPO / "source").glob("*/*.ipynb"))
+    secrets = set().union(*(source_secrets(p, kinds=("hidden", "mark_scheme")) for p in sources))
+    pages = sorted((graded_course / "feedback").glob("*/*/*.html"))
+    assert pages
+    for page in pages:
+        text = page.read_text()
+        assert "BEGIN HIDDEN TESTS" not in text and 'File "' not in text
+        for secret in secrets:
+            assert secret not in text, f"{page}: {secret}"
+    wrong = (graded_course / "feedback" / "example-wrong" / "ps1" / "conv_arithmetic.html").read_text()
+    assert "AssertionError" in wrong and "conv2d_output_size(" in wrong
+
+
+def test_grading_twice_gives_identical_grades(graded_course):
+    before = course.notebook_grades(graded_course)
+    settings = grading.Settings(graded_course, sandbox=grading.sandbox.probe() is None)
+    results = grading.grade_class(settings, students=["example-wrong", "example-partial"], progress=False)
+    assert all(r.ok for r in results)
+    assert course.notebook_grades(graded_course) == before
+
+
+def test_students_are_in_the_gradebook_before_parallel_workers_start(tmp_path, monkeypatch):
+    # nbgrader's autograde adds a missing student itself; two workers grading one student's
+    # assignments at once both try, and one fails on the UNIQUE constraint.
+    from nbgrader.api import Gradebook
+
+    root = copy_course(tmp_path / "course")
+    shutil.copytree(REPO / "release", root / "release")
+    for student in ("ada", "bob"):
+        for assignment in ("ps1", "ps2"):
+            (root / "submitted" / student / assignment).mkdir(parents=True)
+    settings = grading.Settings(root, sandbox=False)
+
+    def grade_one(settings, student, assignment):
+        with Gradebook(course.gradebook_url(settings.root, settings.db_url)) as gradebook:
+            gradebook.find_student(student)  # raises MissingEntry when absent
+        return grading.JobResult(student, assignment)
+
+    monkeypatch.setattr(grading, "grade_one", grade_one)
+    results = grading.grade_class(settings, jobs=2, progress=False)
+    assert [(r.student, r.assignment) for r in results] == [
+        ("ada", "ps1"),
+        ("ada", "ps2"),
+        ("bob", "ps1"),
+        ("bob", "ps2"),
+    ]
+
+
+def test_a_locked_gradebook_is_graded_again_once(tmp_path, monkeypatch):
+    calls = []
+
+    def run_worker(settings, student, assignment, runtime):
+        calls.append(student)
+        if len(calls) == 1:
+            return subprocess.CompletedProcess([], 2, "", "sqlite3.OperationalError: database is locked")
+        graded = settings.root / "autograded" / student / assignment
+        graded.mkdir(parents=True)
+        for nb in (settings.root / "release" / assignment).glob("*.ipynb"):
+            (graded / nb.name).write_text("{}")
+        return subprocess.CompletedProcess([], 0, "", "")
+
+    root = copy_course(tmp_path / "course")
+    shutil.copytree(REPO / "release", root / "release")
+    (root / "submitted" / "ada" / "ps2").mkdir(parents=True)
+    monkeypatch.setattr(grading, "run_worker", run_worker)
+    result = grading.grade_one(grading.Settings(root, sandbox=False), "ada", "ps2")
+    assert calls == ["ada", "ada"] and result.ok
+    assert result.flags[-1] == "gradebook busy, graded again"

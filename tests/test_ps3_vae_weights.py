@@ -1,0 +1,68 @@
+"""The ps3 VAE weights and tools: shipped weights fit the notebooks' models, the tools' plumbing works."""
+
+import pytest
+import torch
+from conftest import load_tool
+
+from convae import pretrained
+
+
+@pytest.fixture(scope="module")
+def train_vae():
+    return load_tool("train_vae")
+
+
+@pytest.fixture(scope="module")
+def bench_vae():
+    return load_tool("bench_vae")
+
+
+def test_fashion_2d_weights_fit_the_models_notebook(train_vae):
+    ns = train_vae.notebook_namespace("vae_models", ["imports", "vae_classes", "loss", "fashion_model"])
+    model = pretrained.load_weights(ns["gaussian_cnn_fashion"](latent_dim=2), "vae_fashion_2d")
+    x = torch.rand(3, 1, 28, 28)
+    with torch.no_grad():
+        mu, logvar = model.encoder(x)
+        assert mu.shape == logvar.shape == (3, 2)
+        assert model.sample(4, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 28, 28)
+
+
+def test_beta_sweep_weights_fit_the_balance_notebook(train_vae):
+    ns = train_vae.notebook_namespace("vae_balance", ["imports", "model", "loss_terms", "RegularisedLoss"])
+    assert len(ns["BETAS"]) >= 3
+    for beta in ns["BETAS"]:
+        assert pretrained.weights_path(ns["weights_name"](beta)).exists(), beta
+        pretrained.load_weights(ns["make_model"](), ns["weights_name"](beta))
+    # The reference RegularisedLoss, as the training script uses it.
+    objective = ns["RegularisedLoss"](ns["reconstruction_loss"], ns["kl_regulariser"], 2.0)
+    model = ns["make_model"]()
+    x = torch.rand(5, 1, 28, 28)
+    total = objective(model(x), x)
+    assert abs(float(total.detach()) - (objective.last_loss + 2.0 * objective.last_reg)) < 1e-3
+
+
+def test_solution_markers_are_stripped(train_vae):
+    code = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
+    assert "SOLUTION" not in train_vae.strip_solution_markers(code)
+
+
+def test_benchmark_models_and_score(bench_vae):
+    baseline = bench_vae.PytorchExamplesVAE()
+    assert sum(p.numel() for p in baseline.parameters()) == 652_824  # 784-400-20 of pytorch/examples
+    ns = bench_vae.notebook_namespace(["imports", "vae_classes", "loss", "fashion_model"])
+    ours = ns["gaussian_cnn_fashion"](latent_dim=4, hidden_dim=16, channels=(4, 8))
+    images = torch.rand(20, 1, 28, 28)
+    for model in (ours, baseline):
+        trainer = bench_vae.Trainer("m", model, images, batch_size=8, lr=1e-3, seed=0)
+        trainer.run(0.01)
+        assert trainer.steps >= 1
+        nats, stderr = bench_vae.evaluate(model, images)
+        assert 0 < nats < 1e4 and stderr >= 0
+    # The score is the notebook's loss, per image: same mean on the same noise.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        per_image = bench_vae.per_image_negative_elbo(ours, images).mean()
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        notebook = ns["negative_elbo"](ours, images)
+    assert abs(float(per_image.detach()) - float(notebook.detach())) < 1e-3

@@ -1,0 +1,280 @@
+"""Validity catalogue for ps3/vae_balance: alternative correct answers and known mistakes."""
+
+import torch
+from validity_harness import Catalogue
+
+catalogue = Catalogue(
+    "ps3/vae_balance",
+    tests={
+        "RegularisedLoss": [
+            "test_RegularisedLoss_total",
+            "test_RegularisedLoss_gradients",
+            "test_RegularisedLoss_logging",
+        ],
+    },
+)
+
+# --- correct alternatives ---------------------------------------------------------------------
+
+
+@catalogue.correct
+class RegularisedLoss:
+    """torch.add with alpha and .item() for logging"""
+
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        import torch
+
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = loss.item(), reg.item()
+        return torch.add(loss, reg, alpha=self.weight)
+
+
+@catalogue.correct
+class RegularisedLoss(torch.nn.Module):
+    """an nn.Module whose forward does the work, logging with float(tensor.detach())"""
+
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        super().__init__()
+        self.loss_fn = loss_fn
+        self.reg_fn = reg_fn
+        self.weight = weight
+        self.last_loss = None
+        self.last_reg = None
+
+    def forward(self, output, target):
+        terms = {"loss": self.loss_fn(output, target), "reg": self.reg_fn(output)}
+        self.last_loss = float(terms["loss"].detach())
+        self.last_reg = float(terms["reg"].detach())
+        return terms["loss"] + terms["reg"] * self.weight
+
+
+@catalogue.correct
+class RegularisedLoss:
+    """terms computed regularisation first, summed as a list of weighted terms"""
+
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        vars(self).update(loss_fn=loss_fn, reg_fn=reg_fn, weight=weight, last_loss=None, last_reg=None)
+
+    def __call__(self, output, target):
+        reg = self.reg_fn(output)
+        loss = self.loss_fn(output, target)
+        self.last_reg = reg.detach().item()
+        self.last_loss = loss.detach().item()
+        return sum([reg * self.weight], start=loss)
+
+
+@catalogue.correct
+class RegularisedLoss:
+    """float() straight on the tensors, without detach (PyTorch warns; still a float)"""
+
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn = loss_fn
+        self.reg_fn = reg_fn
+        self.weight = weight
+        self.last_loss = None
+        self.last_reg = None
+
+    def __call__(self, output, target):
+        loss = self.loss_fn(output, target)
+        reg = self.reg_fn(output)
+        self.last_loss = float(loss)
+        self.last_reg = float(reg)
+        return loss + self.weight * reg
+
+
+# --- mistakes ---------------------------------------------------------------------------------
+
+
+@catalogue.wrong("test_RegularisedLoss_total", "weight on the loss instead of the regulariser")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return self.weight * loss + reg
+
+
+@catalogue.wrong("test_RegularisedLoss_total", "returns the unweighted sum")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return loss + reg
+
+
+@catalogue.wrong("test_RegularisedLoss_total", "weight 0 falls back to 1 (weight or 1.0)")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight or 1.0
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return loss + self.weight * reg
+
+
+@catalogue.wrong("test_RegularisedLoss_total", "weight frozen at construction")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self._scaled_reg = lambda output: weight * reg_fn(output)
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss = self.loss_fn(output, target)
+        scaled = self._scaled_reg(output)
+        self.last_loss = float(loss)
+        self.last_reg = float(scaled) / self.weight if self.weight else 0.0
+        return loss + scaled
+
+
+@catalogue.wrong("test_RegularisedLoss_total", "arguments of loss_fn swapped")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(target, output), self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return loss + self.weight * reg
+
+
+@catalogue.wrong("test_RegularisedLoss_total", "a convex combination (loss + w reg) / (1 + w)")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return (loss + self.weight * reg) / (1 + self.weight)
+
+
+@catalogue.wrong("test_RegularisedLoss_gradients", "returns a float (total.item())")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        import torch
+
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return torch.tensor((loss + self.weight * reg).item())
+
+
+@catalogue.wrong("test_RegularisedLoss_gradients", "regularisation detached in the total")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output).detach()
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return loss + self.weight * reg
+
+
+@catalogue.wrong("test_RegularisedLoss_gradients", "returns the total built from the logged floats")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        import torch
+
+        self.last_loss = float(self.loss_fn(output, target))
+        self.last_reg = float(self.reg_fn(output))
+        return torch.as_tensor(self.last_loss + self.weight * self.last_reg)
+
+
+@catalogue.wrong("test_RegularisedLoss_logging", "logs tensors that keep the graph")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        self.last_loss = self.loss_fn(output, target)
+        self.last_reg = self.reg_fn(output)
+        return self.last_loss + self.weight * self.last_reg
+
+
+@catalogue.wrong("test_RegularisedLoss_logging", "logs detached tensors, not floats")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self.last_loss, self.last_reg = loss.detach(), reg.detach()
+        return loss + self.weight * reg
+
+
+@catalogue.wrong("test_RegularisedLoss_logging", "logs before computing: values of the previous call")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = 0.0
+        self._pending = (0.0, 0.0)
+
+    def __call__(self, output, target):
+        self.last_loss, self.last_reg = self._pending
+        loss, reg = self.loss_fn(output, target), self.reg_fn(output)
+        self._pending = (float(loss), float(reg))
+        return loss + self.weight * reg
+
+
+@catalogue.wrong("test_RegularisedLoss_logging", "logs the weighted regularisation")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        loss, reg = self.loss_fn(output, target), self.weight * self.reg_fn(output)
+        self.last_loss, self.last_reg = float(loss), float(reg)
+        return loss + reg
+
+
+@catalogue.wrong("test_RegularisedLoss_logging", "calls reg_fn again to log it")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        total = self.loss_fn(output, target) + self.weight * self.reg_fn(output)
+        self.last_loss = float(self.loss_fn(output, target))
+        self.last_reg = float(self.reg_fn(output))
+        return total
+
+
+@catalogue.wrong("test_RegularisedLoss_logging", "logs the total as last_loss")
+class RegularisedLoss:
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        reg = self.reg_fn(output)
+        total = self.loss_fn(output, target) + self.weight * reg
+        self.last_loss, self.last_reg = float(total), float(reg)
+        return total
