@@ -19,6 +19,19 @@ def to_numpy_image(image: torch.Tensor) -> np.ndarray:
     return image.numpy()
 
 
+def montage(rows: Sequence[torch.Tensor], pad: int = 2) -> np.ndarray:
+    """Rows of (N, C, H, W) images in [0, 1] tiled into one RGB array, with white gaps between them."""
+    height, width = rows[0].shape[-2:]
+    n_cols = max(len(r) for r in rows)
+    canvas = np.ones((len(rows) * (height + pad) - pad, n_cols * (width + pad) - pad, 3))
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            tile = to_numpy_image(image)
+            top, left = i * (height + pad), j * (width + pad)
+            canvas[top : top + height, left : left + width] = tile[..., None] if tile.ndim == 2 else tile
+    return canvas
+
+
 def image_grid(
     rows: Sequence[torch.Tensor],
     row_titles: Sequence[str] | None = None,
@@ -26,22 +39,23 @@ def image_grid(
     scale: float = 1.2,
     title: str | None = None,
 ):
-    """Show rows of images (each a (N, C, H, W) tensor in [0, 1]) as a grid; returns the figure."""
+    """Show rows of images (each a (N, C, H, W) tensor in [0, 1]) as a grid; returns the figure.
+
+    The grid is one picture on one set of axes: a figure with an axes per image takes about ten
+    times as long to draw, which every notebook run (and every graded submission) would pay.
+    """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows), squeeze=False)
-    for i, row in enumerate(rows):
-        for j in range(n_cols):
-            ax = axes[i, j]
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if j < len(row):
-                ax.imshow(to_numpy_image(row[j]), cmap="gray", vmin=0, vmax=1)
-            else:
-                ax.axis("off")
-            if j == 0 and row_titles:
-                ax.set_ylabel(row_titles[i], rotation=0, ha="right", va="center")
-            if i == 0 and col_titles and j < len(col_titles):
-                ax.set_title(col_titles[j], fontsize=9)
+    height, width = rows[0].shape[-2:]
+    pad = max(1, width // 14)
+    fig, ax = plt.subplots(figsize=(scale * n_cols, scale * n_rows))
+    ax.imshow(montage(rows, pad), interpolation="nearest")
+    ax.set_frame_on(False)
+    ax.set_xticks([j * (width + pad) + width / 2 for j in range(len(col_titles))] if col_titles else [])
+    ax.set_xticklabels(col_titles or [], fontsize=9)
+    ax.xaxis.tick_top()
+    ax.set_yticks([i * (height + pad) + height / 2 for i in range(n_rows)] if row_titles else [])
+    ax.set_yticklabels(row_titles or [])
+    ax.tick_params(length=0)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

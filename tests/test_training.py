@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from convae import plotting, training  # noqa: E402
@@ -66,7 +67,14 @@ def test_grading_mode_never_picks_cuda(monkeypatch):
 
 def test_image_grid_and_loss_curves_draw():
     images = torch.rand(2, 5, 1, 8, 8)
-    fig = plotting.image_grid(list(images), row_titles=["a", "b"])
-    assert len(fig.axes) == 10
+    fig = plotting.image_grid(list(images), row_titles=["a", "b"], col_titles=list("vwxyz"))
+    (ax,) = fig.axes
+    shown = ax.images[0].get_array()
+    assert shown.shape == (2 * 8 + 1, 5 * 8 + 4, 3)  # 1-pixel gaps between tiles
+    assert np.allclose(shown[9:17, 18:26, 0], images[1, 2, 0].numpy())  # row 1, column 2
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == list("vwxyz")
+    colour = plotting.montage([torch.rand(3, 3, 4, 4)])
+    assert colour.shape == (4, 3 * 4 + 2 * 2, 3)
     ax = plotting.loss_curves({"run": [3.0, 2.0, 1.0]}, smooth=2)
     assert len(ax.lines) == 1
