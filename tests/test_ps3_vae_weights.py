@@ -41,6 +41,46 @@ def test_beta_sweep_weights_fit_the_balance_notebook(train_vae):
     assert abs(float(total.detach()) - (objective.last_loss + 2.0 * objective.last_reg)) < 1e-3
 
 
+@pytest.fixture(scope="module")
+def models_notebook(train_vae):
+    cells = ["imports", "vae_classes", "loss", "fashion_model", "pixel_model"]
+    return train_vae.notebook_namespace("vae_models", cells)
+
+
+def test_comparison_weights_fit_the_models_notebook(train_vae, models_notebook):
+    for name, (build, _) in train_vae.FASHION_MODELS.items():
+        model = pretrained.load_weights(eval(build, models_notebook), name)
+        x = torch.rand(2, 1, 28, 28)
+        with torch.no_grad():
+            assert float(models_notebook["negative_elbo"](model, x)) > 0, name
+
+
+def test_autoregressive_decoder_sees_only_earlier_pixels(models_notebook):
+    torch.manual_seed(0)
+    model = models_notebook["gaussian_pixelcnn_fashion"]()
+    z, x = torch.randn(1, 32), torch.rand(1, 1, 28, 28)
+    for row, col in [(0, 0), (13, 7), (27, 27), (5, 0)]:
+        changed = x.clone()
+        changed[0, 0, row, col] += 1
+        with torch.no_grad():
+            moved = (model.decoder(z, changed) - model.decoder(z, x)).abs()[0, 0].flatten()
+        here = row * 28 + col
+        assert float(moved[: here + 1].max()) == 0, "a pixel's logit must not see itself or later pixels"
+        if here < 28 * 28 - 1:
+            assert float(moved[here + 1 :].max()) > 0, "later pixels should see this one"
+
+
+def test_autoregressive_samples_are_each_pixels_mean_given_the_earlier_ones(models_notebook):
+    torch.manual_seed(0)
+    model = models_notebook["gaussian_pixelcnn_fashion"]().eval()
+    samples = model.sample(3, generator=torch.Generator().manual_seed(7))
+    z = torch.randn(3, 32, generator=torch.Generator().manual_seed(7))  # the codes sample() drew
+    with torch.no_grad():
+        means = torch.sigmoid(model.decoder(z, samples))
+    assert samples.shape == (3, 1, 28, 28)
+    assert torch.allclose(means, samples, atol=1e-5)
+
+
 def test_solution_markers_are_stripped(train_vae):
     code = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
     assert "SOLUTION" not in train_vae.strip_solution_markers(code)
@@ -53,7 +93,7 @@ def test_benchmark_models_and_score(bench_vae):
     ours = ns["gaussian_cnn_fashion"](latent_dim=4, hidden_dim=16, channels=(4, 8))
     images = torch.rand(20, 1, 28, 28)
     for model in (ours, baseline):
-        trainer = bench_vae.Trainer("m", model, images, batch_size=8, lr=1e-3, seed=0)
+        trainer = bench_vae.Trainer("m", "model", model, images, batch_size=8, lr=1e-3, seed=0)
         trainer.run(0.01)
         assert trainer.steps >= 1
         nats, stderr = bench_vae.evaluate(model, images)

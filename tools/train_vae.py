@@ -6,6 +6,8 @@ reference answer of ``RegularisedLoss``), so the weights always fit the classes 
 define.
 
     python tools/train_vae.py fashion_2d    # vae_fashion_2d.pt: 2-D latent conv VAE (vae_models)
+    python tools/train_vae.py fashion_32d   # vae_fashion_32d.pt: factorised decoder (vae_models, section 5)
+    python tools/train_vae.py fashion_pixel # vae_fashion_pixel.pt: autoregressive decoder (section 5)
     python tools/train_vae.py beta_sweep    # vae_beta_*.pt: one MLP VAE per beta (vae_balance)
     python tools/train_vae.py all
 
@@ -33,6 +35,7 @@ from convae.data import load_images  # noqa: E402
 
 SOURCE = REPO / "source" / "ps3"
 FASHION_2D_EPOCHS = 20
+COMPARISON_EPOCHS = 10  # the factorised and the autoregressive decoder of section 5
 BETA_EPOCHS = 10
 
 
@@ -73,25 +76,38 @@ def test_loss(model, loss_fn, images) -> float:
     return total / len(images)
 
 
-def train_fashion_2d() -> None:
-    ns = notebook_namespace("vae_models", ["imports", "vae_classes", "loss", "fashion_model"])
+# name of the weights -> (how the notebook builds the model, epochs)
+FASHION_MODELS = {
+    "vae_fashion_2d": ("gaussian_cnn_fashion(latent_dim=2)", FASHION_2D_EPOCHS),
+    "vae_fashion_32d": (
+        "gaussian_cnn_fashion(latent_dim=32, hidden_dim=256, channels=(16, 32))",
+        COMPARISON_EPOCHS,
+    ),
+    "vae_fashion_pixel": ("gaussian_pixelcnn_fashion()", COMPARISON_EPOCHS),
+}
+
+
+def train_fashion(name: str) -> None:
+    """Train one of the vae_models notebook's Fashion-MNIST VAEs and ship its weights as ``name``."""
+    ns = notebook_namespace("vae_models", ["imports", "vae_classes", "loss", "fashion_model", "pixel_model"])
+    build, epochs = FASHION_MODELS[name]
     train_set, test_set = full_split("train"), full_split("test")
     training.seed_everything(0)
-    model = ns["gaussian_cnn_fashion"](latent_dim=2)
+    model = eval(build, ns)  # noqa: S307 -- a constant expression of this file, in the notebook's namespace
     start = time.time()
     history = training.train(
         model,
         shuffled_epochs(train_set, seed=0),
         ns["batch_loss"],
-        epochs=FASHION_2D_EPOCHS,
+        epochs=epochs,
         lr=1e-3,
         device=torch.device("cpu"),
-        desc="fashion_2d",
+        desc=name,
     )
     loss = test_loss(model, ns["batch_loss"], test_set.images)
-    path = pretrained.save_weights(model, "vae_fashion_2d")
+    path = pretrained.save_weights(model, name)
     print(
-        f"fashion_2d: {len(history)} steps in {time.time() - start:.0f} s, "
+        f"{name} = {build}: {len(history)} steps in {time.time() - start:.0f} s, "
         f"test -ELBO {loss:.2f} nats; wrote {path}",
         flush=True,
     )
@@ -134,11 +150,13 @@ def train_beta_sweep() -> None:
 def main() -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("target", choices=["fashion_2d", "beta_sweep", "all"])
+    targets = [name.removeprefix("vae_") for name in FASHION_MODELS]
+    parser.add_argument("target", choices=[*targets, "beta_sweep", "all"])
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.target in ("fashion_2d", "all"):
-        train_fashion_2d()
+    for target in targets:
+        if args.target in (target, "all"):
+            train_fashion(f"vae_{target}")
     if args.target in ("beta_sweep", "all"):
         train_beta_sweep()
 
