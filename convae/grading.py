@@ -7,7 +7,8 @@
    (deleted or duplicated test cells, changed cell types, edited locked cells) and turns an
    invalid or missing notebook into an unanswered one, flagged;
 2. one ``nbgrader autograde`` and ``generate_feedback`` process runs per (student, assignment),
-   ``jobs`` at a time, each kernel sandboxed by ``convae.sandbox`` when bubblewrap works;
+   ``jobs`` at a time; its kernels are forked by one kernel server per job (libraries imported
+   once, ``convae.kernel_server``), sandboxed by ``convae.sandbox`` when bubblewrap works;
 3. a report (``autograded/grading_report.csv``) flags every repair and failure; the exit code
    is non-zero when any job failed.
 The nbgrader preprocessors below are wired in by ``nbgrader_config.py``.
@@ -23,9 +24,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import nbformat
@@ -38,7 +40,7 @@ import convae
 from convae import notebooks, sandbox
 
 STAGING = ".grading"
-SANDBOX_KERNEL = "convae-sandbox"
+GRADING_KERNEL = "convae-grading"
 
 
 # --- nbgrader preprocessors -----------------------------------------------------------------
@@ -234,18 +236,19 @@ class Settings:
     memory: int = sandbox.DEFAULT_MEMORY
     cpu_seconds: int = sandbox.DEFAULT_CPU_SECONDS
     job_timeout: int = 3600  # a whole submission; a stuck job must not hold the class forever
+    kernel_threads: int | None = None  # torch/OpenMP threads per kernel; None: cores / jobs
 
 
-def install_sandbox_kernel(root: Path) -> Path:
+def install_grading_kernel(root: Path) -> Path:
     """A kernelspec that launches ``convae.sandbox``; returns the folder to put on JUPYTER_PATH."""
     jupyter_path = root / STAGING / "jupyter"
-    spec_dir = jupyter_path / "kernels" / SANDBOX_KERNEL
+    spec_dir = jupyter_path / "kernels" / GRADING_KERNEL
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
         "argv": [sys.executable, "-m", "convae.sandbox", "{connection_file}"],
-        "display_name": "Python 3 (grading sandbox)",
+        "display_name": "Python 3 (grading)",
         "language": "python",
-        # bwrap does not forward signals: interrupt through the kernel's control channel.
+        # The launcher is not the kernel: interrupt through the kernel's control channel.
         "interrupt_mode": "message",
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
@@ -262,10 +265,10 @@ def worker_overrides(settings: Settings, runtime: Path) -> dict:
         overrides["CourseDirectory"]["db_url"] = settings.db_url
     if settings.timeout:
         overrides["Execute"] = {"timeout": settings.timeout}
-    if settings.sandbox:
-        overrides.setdefault("Execute", {})["kernel_name"] = SANDBOX_KERNEL
-        # IPC sockets need an absolute prefix: client and kernel run in different folders.
-        overrides["KernelManager"] = {"transport": "ipc", "ip": str(runtime / "kernel")}
+    overrides.setdefault("Execute", {})["kernel_name"] = GRADING_KERNEL
+    # IPC sockets (a sandbox has no loopback) need an absolute prefix: client and kernel run in
+    # different folders.
+    overrides["KernelManager"] = {"transport": "ipc", "ip": str(runtime / "kernel")}
     return overrides
 
 
@@ -277,10 +280,12 @@ def worker_environment(settings: Settings, runtime: Path, staged: Path) -> dict:
     env.pop("NBGRADER_EXECUTION", None)
     env["JUPYTER_RUNTIME_DIR"] = str(runtime)
     env[convae.SUBMISSION_DIR] = str(staged)  # sibling notebooks (read-only in the sandbox)
+    env["JUPYTER_PATH"] = str(settings.root / STAGING / "jupyter")
+    env[sandbox.RUNTIME_DIR] = str(runtime)
+    if settings.kernel_threads and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(settings.kernel_threads)  # torch sizes its pool from this
     if settings.sandbox:
-        env["JUPYTER_PATH"] = str(settings.root / STAGING / "jupyter")
         env["CONVAE_SANDBOX_HIDE"] = str(settings.root)
-        env["CONVAE_SANDBOX_SOCKETS"] = str(runtime)
         env["CONVAE_SANDBOX_MEMORY"] = str(settings.memory)
         env["CONVAE_SANDBOX_CPU"] = str(settings.cpu_seconds)
     return env
@@ -316,10 +321,10 @@ def grade_one(settings: Settings, student: str, assignment: str) -> JobResult:
     result = JobResult(student, assignment)
     start = time.perf_counter()
     autograded = settings.root / "autograded" / student / assignment
+    # Sockets live here; a short path, because a Unix socket's path may not pass 107 bytes.
+    runtime = Path(tempfile.mkdtemp(prefix="convae-grading-"))
     try:
         result.flags += stage_submission(settings.root, student, assignment)
-        runtime = settings.root / STAGING / "runtime" / f"{student}-{assignment}"
-        runtime.mkdir(parents=True, exist_ok=True)
         proc = run_worker(settings, student, assignment, runtime)
         if proc.returncode != 0 and GRADEBOOK_CONTENTION in proc.stderr:
             result.flags.append("gradebook busy, graded again")
@@ -341,6 +346,9 @@ def grade_one(settings: Settings, student: str, assignment: str) -> JobResult:
     except Exception as error:  # noqa: BLE001 -- one broken submission must not stop the class
         result.ok = False
         result.flags.append(f"grading error: {type(error).__name__}: {error}")
+    finally:
+        sandbox.stop_server(runtime)  # already stopped, unless the worker was killed
+        shutil.rmtree(runtime, ignore_errors=True)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -397,9 +405,10 @@ def grade_class(
 
     todo = submissions(settings.root, students, assignments)
     ensure_gradebook(settings, students=sorted({student for student, _ in todo}))
-    if settings.sandbox:
-        install_sandbox_kernel(settings.root)
+    install_grading_kernel(settings.root)
     jobs = jobs or os.cpu_count() or 1
+    if settings.kernel_threads is None:  # parallel kernels that each use every core fight over them
+        settings = replace(settings, kernel_threads=max(1, (os.cpu_count() or 1) // jobs))
     results = []
     with (
         ThreadPoolExecutor(max_workers=jobs) as pool,

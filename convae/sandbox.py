@@ -1,26 +1,41 @@
-"""A sandboxed Jupyter kernel for grading: ``python -m convae.sandbox <connection_file>``.
+"""The grading kernel: ``python -m convae.sandbox <connection_file>`` (a kernelspec's argv).
 
-nbgrader starts this instead of the plain ipykernel (see ``convae.grading``). It sets resource
-limits, then execs the kernel inside bubblewrap (``bwrap``) so that student code:
+nbgrader starts this in place of the plain ipykernel (see ``convae.grading``). It connects to
+the grading job's kernel server (``convae.kernel_server``), starting it on first use, and asks
+it to fork a kernel; it then waits, exits with the kernel's exit code, and takes the kernel down
+with it when the kernel manager kills it.
+
+When ``CONVAE_SANDBOX_HIDE`` is set, the server (and so every kernel it forks) runs inside
+bubblewrap (``bwrap``), so that student code:
 - has no network (a fresh, empty network namespace);
 - sees the file system read-only, with the course folder hidden (no ``gradebook.db``, no
   ``source/``, no other student's work) except the kernel's working folder (its own autograded
   submission, writable), its own repaired submission (read-only, for sibling notebooks), the
   Python environment and the ``convae`` package (read-only);
-- gets a private ``/tmp``;
+- gets a private ``/tmp`` and its own PID namespace (it sees no process outside);
+- has no capabilities, even when grading runs as root (root in a sandbox that kept them could
+  unmount the folder that hides the course);
 - cannot use more than ``CONVAE_SANDBOX_MEMORY`` bytes of address space, ``CONVAE_SANDBOX_CPU``
-  seconds of CPU time or write files larger than ``CONVAE_SANDBOX_FILE_SIZE`` bytes.
-The kernel talks to nbgrader over Unix sockets (IPC transport) in the runtime folder, which is
-bound into the sandbox; TCP on loopback is not reachable from a separate network namespace.
+  seconds of CPU time or write files larger than ``CONVAE_SANDBOX_FILE_SIZE`` bytes (limits set
+  in each kernel after the fork).
+The kernel talks to nbgrader over Unix sockets (IPC transport) in the job's runtime folder,
+which is bound into the sandbox; TCP on loopback is not reachable from a separate network
+namespace.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
+import json
 import os
 import resource
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import convae
@@ -28,9 +43,15 @@ import convae
 DEFAULT_MEMORY = 6 * 2**30
 DEFAULT_CPU_SECONDS = 900
 DEFAULT_FILE_SIZE = 256 * 2**20
+SERVER_SOCKET = "kernel-server.sock"
+RUNTIME_DIR = "CONVAE_GRADING_RUNTIME"  # the job's folder for IPC sockets and its kernel server
+SERVER_START_SECONDS = 120
+PR_SET_PDEATHSIG = 1
 
 
-def bwrap_arguments(hide: Path, writable: list[Path], readable: list[Path]) -> list[str]:
+def bwrap_arguments(
+    hide: Path, writable: list[Path], readable: list[Path], die_with_parent: bool = True
+) -> list[str]:
     """The bwrap command line up to (not including) the program to run."""
     for path in writable:
         if path == hide or path in hide.parents:
@@ -41,7 +62,8 @@ def bwrap_arguments(hide: Path, writable: list[Path], readable: list[Path]) -> l
         args += ["--ro-bind", str(path), str(path)]
     for path in writable:
         args += ["--bind", str(path), str(path)]
-    return args + ["--unshare-net", "--unshare-ipc", "--die-with-parent", "--"]
+    args += ["--unshare-net", "--unshare-ipc", "--unshare-pid", "--cap-drop", "ALL"]
+    return args + (["--die-with-parent"] if die_with_parent else []) + ["--"]
 
 
 def readable_paths() -> list[Path]:
@@ -63,6 +85,10 @@ def probe() -> str | None:
     return None
 
 
+def sandboxed() -> bool:
+    return bool(os.environ.get("CONVAE_SANDBOX_HIDE"))
+
+
 def set_limits() -> None:
     def limit(kind, env, default):
         value = int(os.environ.get(env, default))
@@ -73,20 +99,94 @@ def set_limits() -> None:
     limit(resource.RLIMIT_FSIZE, "CONVAE_SANDBOX_FILE_SIZE", DEFAULT_FILE_SIZE)
 
 
-def main(argv: list[str]) -> None:
-    connection_file = Path(argv[1]).resolve()
+def server_command(workdir: Path, runtime: Path) -> list[str]:
+    """The kernel server of one grading job, inside the sandbox when one is asked for."""
+    server = [sys.executable, "-m", "convae.kernel_server", str(runtime / SERVER_SOCKET)]
+    if not sandboxed():
+        return server
     hide = Path(os.environ["CONVAE_SANDBOX_HIDE"]).resolve()
-    # The kernel may write its own working folder and the folder of its IPC sockets, nothing else;
-    # the connection file (which may sit in a shared /tmp) is bound alone, read-only.
-    sockets = Path(os.environ["CONVAE_SANDBOX_SOCKETS"]).resolve()
-    writable = [Path.cwd().resolve(), sockets]
-    set_limits()
-    readable = [*readable_paths(), connection_file]
+    # Kernels may write their working folder and the folder of their IPC sockets, nothing else.
+    readable = readable_paths()
     if os.environ.get(convae.SUBMISSION_DIR):  # the student's own submission, for sibling notebooks
         readable.append(Path(os.environ[convae.SUBMISSION_DIR]).resolve())
-    args = bwrap_arguments(hide, writable, readable)
-    kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", str(connection_file)]
-    os.execvp("bwrap", [*args, *kernel])
+    # The server outlives the launcher that started it: it serves the job's next kernels.
+    args = bwrap_arguments(hide, [workdir, runtime], readable, die_with_parent=False)
+    return [*args, *server, "--own-pid-namespace"]
+
+
+def try_connect(path: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(path))
+    except (FileNotFoundError, ConnectionRefusedError):
+        sock.close()
+        return None
+    return sock
+
+
+def connect_to_server(workdir: Path, runtime: Path) -> socket.socket:
+    """A connection to the job's kernel server; the first launcher of a job starts it."""
+    path = runtime / SERVER_SOCKET
+    with open(runtime / "kernel-server.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sock = try_connect(path)
+        if sock is not None:
+            return sock
+        path.unlink(missing_ok=True)  # left by a server that died
+        log = open(runtime / "kernel-server.log", "ab")
+        env = dict(os.environ)
+        env.setdefault("MPLCONFIGDIR", str(runtime / "matplotlib"))  # home is read-only in the sandbox
+        server = subprocess.Popen(
+            server_command(workdir, runtime),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # the kernel manager kills the launcher's group, not the server
+        )
+        deadline = time.monotonic() + SERVER_START_SECONDS
+        while (sock := try_connect(path)) is None:
+            if server.poll() is not None:
+                raise RuntimeError(f"the kernel server exited ({server.returncode}): see {log.name}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the kernel server did not start: see {log.name}")
+            time.sleep(0.02)
+        server.returncode = 0  # it runs on alone; do not warn that it is still running
+        return sock
+
+
+def stop_server(runtime: Path) -> None:
+    """Stop the job's kernel server, if one runs (the grading worker does this when done)."""
+    sock = try_connect(runtime / SERVER_SOCKET)
+    if sock is not None:
+        with sock:
+            sock.sendall(b'{"shutdown": true}\n')
+            sock.settimeout(10)
+            try:
+                sock.recv(1)  # returns when the server has exited
+            except TimeoutError:
+                pass
+
+
+def die_with_parent() -> None:
+    """Let the kernel manager's death kill this launcher, and so (through the server) its kernel."""
+    libc = ctypes.CDLL(None)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def main(argv: list[str]) -> None:
+    die_with_parent()
+    connection = json.loads(Path(argv[1]).read_text())
+    workdir = Path.cwd().resolve()
+    runtime = Path(os.environ[RUNTIME_DIR]).resolve()
+    sock = connect_to_server(workdir, runtime)
+    request = {"connection": connection, "cwd": str(workdir), "env": dict(os.environ)}
+    sock.sendall(json.dumps(request).encode() + b"\n")
+    answer = b""
+    while chunk := sock.recv(64):
+        answer += chunk
+    code = int(answer) if answer.strip() else 1
+    sys.exit(code if code >= 0 else 128 - code)
 
 
 if __name__ == "__main__":

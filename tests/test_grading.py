@@ -76,6 +76,15 @@ def test_sandbox_never_exposes_the_hidden_folder():
     assert "--unshare-net" in args
 
 
+def test_parallel_kernels_share_the_cores(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    settings = grading.Settings(tmp_path, sandbox=False, kernel_threads=1)
+    env = grading.worker_environment(settings, tmp_path / "runtime", tmp_path / "staged")
+    assert env["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the grader's own choice wins
+    assert grading.worker_environment(settings, tmp_path, tmp_path)["OMP_NUM_THREADS"] == "3"
+
+
 def test_grading_says_plainly_when_there_is_no_sandbox(monkeypatch):
     monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
     enabled, note = grading.sandbox_setting("auto")

@@ -2,9 +2,11 @@
 
 In one run, on a scratch copy of the course:
 1. import cost of nbgrader with and without the optional rfc3987_syntax import the worker skips;
-2. executing every notebook of one complete submission directly (nbclient, grading mode);
-3. grading that submission alone (canonicalise, sandboxed autograde, feedback), and the ratio;
-4. a class of N complete submissions graded with 1 worker, then with 2.
+2. kernel start-up to a first optimizer step: a plain ipykernel against one forked by the
+   grading job's kernel server (``convae.kernel_server``), interleaved;
+3. executing every notebook of one complete submission directly (nbclient, grading mode);
+4. grading that submission alone (canonicalise, sandboxed autograde, feedback), and the ratio;
+5. a class of N complete submissions graded with 1 worker, then with 2.
 Usage: .venv/bin/python tools/bench_grading.py [--class-size 30] [--sandbox auto|off]
 """
 
@@ -27,6 +29,54 @@ def import_seconds(block_rfc3987: bool) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", prelude + "import nbgrader.apps"], check=True)
     return time.perf_counter() - start
+
+
+FIRST_STEP = "import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()"
+
+
+def kernel_startup_seconds(root: Path, kernel: str, sandboxed: bool) -> float:
+    """Seconds from asking for a kernel to the end of its first optimizer step."""
+    from jupyter_client import KernelManager
+
+    from convae import sandbox
+
+    runtime = Path(tempfile.gettempdir()) / "convae-bench-runtime"  # short: a Unix socket path
+    workdir = root / "autograded" / "bench"
+    runtime.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
+    if sandboxed:
+        env["CONVAE_SANDBOX_HIDE"] = str(root)
+    start = time.perf_counter()
+    km = KernelManager(kernel_name=kernel, transport="ipc", ip=str(runtime / "kernel"))
+    km.start_kernel(env=env, cwd=str(workdir))
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    kc.execute_interactive(FIRST_STEP, timeout=120)
+    elapsed = time.perf_counter() - start
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    return elapsed
+
+
+def compare_kernel_startup(root: Path, sandboxed: bool, rounds: int = 5) -> None:
+    import statistics
+
+    from convae import grading, sandbox
+
+    os.environ["JUPYTER_PATH"] = str(grading.install_grading_kernel(root))
+    kernel_startup_seconds(root, grading.GRADING_KERNEL, sandboxed)  # starts the job's server
+    plain, forked = [], []
+    for _ in range(rounds):  # interleaved, so machine load hits both alike
+        plain.append(kernel_startup_seconds(root, "python3", False))
+        forked.append(kernel_startup_seconds(root, grading.GRADING_KERNEL, sandboxed))
+    sandbox.stop_server(Path(tempfile.gettempdir()) / "convae-bench-runtime")
+    p, f = statistics.median(plain), statistics.median(forked)
+    print(
+        f"kernel start to first optimizer step (median of {rounds}): plain ipykernel {p:.2f} s, "
+        f"forked by the kernel server{' (sandboxed)' if sandboxed else ''} {f:.2f} s (ratio {f / p:.2f})"
+    )
 
 
 def execute_directly(root: Path, student: str) -> float:
@@ -71,6 +121,7 @@ def main() -> None:
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
     course.generate_release(root)
+    compare_kernel_startup(root, enabled)
     course.build_submission_for_all(root, "solo", course.SOLUTION)
     notebooks_per_submission = len(list((root / "submitted" / "solo").glob("*/*.ipynb")))
 

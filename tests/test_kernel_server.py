@@ -1,0 +1,177 @@
+"""The grading kernel and its fork server (``convae.sandbox``, ``convae.kernel_server``).
+
+Kernels are started and killed through jupyter_client, as nbgrader does, with and without the
+sandbox. What must hold: each kernel is a fresh fork (nothing one kernel does reaches the
+next), a dead kernel is seen dead, a killed launcher takes its kernel down, and a kernel can
+neither change the server nor leave processes behind for the next one.
+"""
+
+import os
+import shutil
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from jupyter_client import KernelManager
+
+from convae import grading, sandbox
+
+
+@dataclass
+class Job:
+    root: Path
+    workdir: Path
+    runtime: Path
+    env: dict
+    sandboxed: bool
+
+
+@pytest.fixture(params=["unsandboxed", "sandboxed"])
+def job(request, tmp_path, monkeypatch):
+    sandboxed = request.param == "sandboxed"
+    if sandboxed and sandbox.probe() is not None:
+        pytest.skip(f"no sandbox here: {sandbox.probe()}")
+    root = tmp_path / "course"
+    workdir = root / "autograded" / "student" / "ps1"
+    runtime = Path(tempfile.mkdtemp(prefix="convae-test-"))  # short, as Unix socket paths must be
+    workdir.mkdir(parents=True)
+    (root / "gradebook.db").write_text("hidden tests")
+    monkeypatch.setenv("JUPYTER_PATH", str(grading.install_grading_kernel(root)))
+    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
+    if sandboxed:
+        env["CONVAE_SANDBOX_HIDE"] = str(root)
+    yield Job(root, workdir, runtime, env, sandboxed)
+    sandbox.stop_server(runtime)
+    shutil.rmtree(runtime)
+
+
+def start(job):
+    km = KernelManager(kernel_name=grading.GRADING_KERNEL, transport="ipc", ip=str(job.runtime / "kernel"))
+    km.start_kernel(env=job.env, cwd=str(job.workdir))
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=120)
+    return km, kc
+
+
+def run(kc, code: str) -> str:
+    """What the cell prints, or its error as ``ename: evalue``."""
+    printed = []
+
+    def hook(msg):
+        content = msg["content"]
+        if msg["msg_type"] == "stream":
+            printed.append(content["text"])
+        elif msg["msg_type"] == "error":
+            printed.append(f"{content['ename']}: {content['evalue']}")
+
+    kc.execute_interactive(code, output_hook=hook, timeout=60)
+    return "".join(printed).strip()
+
+
+def stop(km, kc):
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def wait_until(condition, seconds=10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_each_kernel_is_a_fresh_fork_with_the_libraries_loaded(job):
+    km, kc = start(job)
+    assert run(kc, "import sys\nprint('torch' in sys.modules, 'torch._dynamo' in sys.modules)") == "True True"
+    assert run(kc, "import os\nprint(os.getcwd())") == str(job.workdir)
+    run(kc, "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.left_by_the_first_kernel = 1")
+    stop(km, kc)
+    km, kc = start(job)
+    assert run(kc, "import torch\nprint(hasattr(torch, 'left_by_the_first_kernel'))") == "False"
+    assert run(kc, "print(torch.allclose(torch.zeros(1), torch.ones(1)))") == "False"
+    assert run(kc, "import matplotlib\nprint(matplotlib.get_backend())").endswith("backend_inline")
+    stop(km, kc)
+
+
+def test_a_kernel_that_exits_is_seen_dead(job):
+    km, kc = start(job)
+    kc.execute("import os\nos._exit(3)")
+    assert wait_until(lambda: not km.is_alive())
+    stop(km, kc)
+
+
+def test_a_killed_launcher_takes_its_kernel_down(job):
+    km, kc = start(job)
+    beat = job.workdir / "heartbeat"
+    run(
+        kc,
+        "import threading, time, pathlib\n"
+        "def _beat():\n"
+        "    while True:\n"
+        f"        pathlib.Path({str(beat)!r}).write_text(str(time.monotonic()))\n"
+        "        time.sleep(0.02)\n"
+        "threading.Thread(target=_beat, daemon=True).start()",
+    )
+    assert wait_until(beat.exists)
+    os.killpg(km.provisioner.pid, signal.SIGKILL)  # as the kernel manager kills a stuck kernel
+    time.sleep(1.0)
+    last = beat.read_text()
+    time.sleep(0.5)
+    assert beat.read_text() == last, "the kernel outlived its launcher"
+    stop(km, kc)
+
+
+def test_the_server_stops_when_the_job_is_done(job):
+    km, kc = start(job)
+    stop(km, kc)
+    sandbox.stop_server(job.runtime)
+    assert wait_until(lambda: not (job.runtime / sandbox.SERVER_SOCKET).exists())
+
+
+def test_sandboxed_kernels_cannot_change_the_server_or_leave_processes_behind(job):
+    if not job.sandboxed:
+        pytest.skip("the server's guards rely on the sandbox (no capabilities, own PID namespace)")
+    km, kc = start(job)
+    opened = run(kc, "import os\nopen(f'/proc/{os.getppid()}/mem', 'r+b')")
+    assert opened.startswith("PermissionError"), opened
+    pid = run(kc, "import subprocess\nprint(subprocess.Popen(['sleep', '600'], start_new_session=True).pid)")
+    stop(km, kc)
+    km, kc = start(job)
+    assert run(kc, f"import os\nprint(os.path.exists('/proc/{pid}'))") == "False"
+    left = run(
+        kc, "import subprocess\nprint(subprocess.Popen(['sleep', '613.25'], start_new_session=True).pid)"
+    )
+    assert left.isdigit() and wait_until(lambda: processes_running("613.25")), left  # left when the job ends
+    stop(km, kc)
+    sandbox.stop_server(job.runtime)
+    assert wait_until(lambda: not processes_running("613.25")), "a process outlived the grading job"
+
+
+def processes_running(argument: str) -> bool:
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and argument.encode() in (proc / "cmdline").read_bytes().split(b"\0"):
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def test_sandboxed_kernels_cannot_unmount_what_hides_the_course(job):
+    if not job.sandboxed:
+        pytest.skip("no sandbox")
+    km, kc = start(job)
+    code = (
+        "import ctypes, os, pathlib\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        f"print(libc.umount2({str(job.root)!r}.encode(), 2), end=' ')\n"  # MNT_DETACH
+        f"print(pathlib.Path({str(job.root / 'gradebook.db')!r}).exists())"
+    )
+    assert run(kc, code) == "-1 False"
+    stop(km, kc)
