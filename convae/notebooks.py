@@ -94,3 +94,27 @@ def sibling_notebook(name: str) -> Path:
     raise FileNotFoundError(
         f"{name} is not in {Path.cwd()}: keep the notebooks of a problem set in one folder"
     )
+
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+def strip_solution_markers(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if not any(m in line for m in SOLUTION_MARKERS))
+
+
+def run_cells(path: Path | str, grade_ids, namespace: dict | None = None) -> dict:
+    """Execute the cells ``grade_ids`` of the notebook at ``path``, in order, in ``namespace``.
+
+    For tools that train or benchmark the models a notebook defines, from ``source/``, so that the
+    notebook stays the one definition. Returns the namespace (a fresh one unless given).
+    """
+    path = Path(path)
+    cells = cells_by_id(read(path))
+    namespace = {"__name__": f"notebook_{path.stem}"} if namespace is None else namespace
+    for grade_id in grade_ids:
+        if grade_id not in cells:
+            raise KeyError(f"{path.name} has no cell {grade_id!r}")
+        code = strip_solution_markers(cells[grade_id].source)
+        exec(compile(code, f"<{path.name}:{grade_id}>", "exec"), namespace)
+    return namespace

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import load_tool
 
-from convae import pretrained
+from convae import notebooks, pretrained
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,9 @@ def test_autoregressive_samples_are_each_pixels_mean_given_the_earlier_ones(mode
     assert torch.allclose(means, samples, atol=1e-5)
 
 
-def test_solution_markers_are_stripped(train_vae):
+def test_solution_markers_are_stripped():
     code = "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
-    assert "SOLUTION" not in train_vae.strip_solution_markers(code)
+    assert "SOLUTION" not in notebooks.strip_solution_markers(code)
 
 
 def test_benchmark_models_and_score(bench_vae):

@@ -104,11 +104,7 @@ def per_image_negative_elbo(model, x) -> torch.Tensor:
 
 def notebook_namespace(grade_ids: list[str]) -> dict:
     """Execute locked cells of source/ps3/vae_models.ipynb; returns their namespace."""
-    cells = notebooks.cells_by_id(notebooks.read(REPO / "source" / "ps3" / "vae_models.ipynb"))
-    namespace: dict = {"__name__": "ps3_vae_models"}
-    for grade_id in grade_ids:
-        exec(compile(cells[grade_id].source, f"<vae_models:{grade_id}>", "exec"), namespace)
-    return namespace
+    return notebooks.run_cells(REPO / "source" / "ps3" / "vae_models.ipynb", grade_ids)
 
 
 class Trainer:

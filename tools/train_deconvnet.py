@@ -47,12 +47,8 @@ PART3_CELLS = ("imports", "model_definition")
 
 def notebook_namespace() -> dict:
     """Run the cells that define the model (undoable layers, then FashionCNN); return their globals."""
-    namespace: dict = {"__name__": "deconvnet_model"}
-    for path, cell_ids in ((PART2, PART2_CELLS), (PART3, PART3_CELLS)):
-        cells = notebooks.cells_by_id(notebooks.read(path))
-        for cell_id in cell_ids:
-            exec(compile(cells[cell_id].source, f"<{path.name}: {cell_id}>", "exec"), namespace)
-    return namespace
+    namespace = notebooks.run_cells(PART2, PART2_CELLS)
+    return notebooks.run_cells(PART3, PART3_CELLS, namespace)
 
 
 def build_model() -> torch.nn.Module:

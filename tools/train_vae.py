@@ -39,21 +39,9 @@ COMPARISON_EPOCHS = 10  # the factorised and the autoregressive decoder of secti
 BETA_EPOCHS = 10
 
 
-def strip_solution_markers(source: str) -> str:
-    markers = ("### BEGIN SOLUTION", "### END SOLUTION")
-    return "\n".join(line for line in source.splitlines() if not any(m in line for m in markers))
-
-
 def notebook_namespace(notebook: str, grade_ids: list[str]) -> dict:
     """Execute the named cells of ``source/ps3/<notebook>.ipynb`` in a fresh namespace."""
-    cells = notebooks.cells_by_id(notebooks.read(SOURCE / f"{notebook}.ipynb"))
-    namespace: dict = {"__name__": f"ps3_{notebook}"}
-    for grade_id in grade_ids:
-        if grade_id not in cells:
-            raise KeyError(f"{notebook}.ipynb has no cell {grade_id!r}")
-        code = strip_solution_markers(cells[grade_id].source)
-        exec(compile(code, f"<{notebook}:{grade_id}>", "exec"), namespace)
-    return namespace
+    return notebooks.run_cells(SOURCE / f"{notebook}.ipynb", grade_ids)
 
 
 def full_split(split: str):
