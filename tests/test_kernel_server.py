@@ -26,26 +26,42 @@ class Job:
     workdir: Path
     runtime: Path
     env: dict
-    sandboxed: bool
+
+
+@pytest.fixture
+def make_job(tmp_path, monkeypatch):
+    """A grading job's folders and kernel environment; its server is stopped afterwards."""
+    runtimes = []
+
+    def make(sandboxed: bool) -> Job:
+        if sandboxed and sandbox.probe() is not None:
+            pytest.skip(f"no sandbox here: {sandbox.probe()}")
+        root = tmp_path / "course"
+        workdir = root / "autograded" / "student" / "ps1"
+        runtime = Path(tempfile.mkdtemp(prefix="convae-test-"))  # short, as Unix socket paths must be
+        runtimes.append(runtime)
+        workdir.mkdir(parents=True)
+        (root / "gradebook.db").write_text("hidden tests")
+        monkeypatch.setenv("JUPYTER_PATH", str(grading.install_grading_kernel(root)))
+        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
+        if sandboxed:
+            env["CONVAE_SANDBOX_HIDE"] = str(root)
+        return Job(root, workdir, runtime, env)
+
+    yield make
+    for runtime in runtimes:
+        sandbox.stop_server(runtime)
+        shutil.rmtree(runtime)
 
 
 @pytest.fixture(params=["unsandboxed", "sandboxed"])
-def job(request, tmp_path, monkeypatch):
-    sandboxed = request.param == "sandboxed"
-    if sandboxed and sandbox.probe() is not None:
-        pytest.skip(f"no sandbox here: {sandbox.probe()}")
-    root = tmp_path / "course"
-    workdir = root / "autograded" / "student" / "ps1"
-    runtime = Path(tempfile.mkdtemp(prefix="convae-test-"))  # short, as Unix socket paths must be
-    workdir.mkdir(parents=True)
-    (root / "gradebook.db").write_text("hidden tests")
-    monkeypatch.setenv("JUPYTER_PATH", str(grading.install_grading_kernel(root)))
-    env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
-    if sandboxed:
-        env["CONVAE_SANDBOX_HIDE"] = str(root)
-    yield Job(root, workdir, runtime, env, sandboxed)
-    sandbox.stop_server(runtime)
-    shutil.rmtree(runtime)
+def job(request, make_job):
+    return make_job(request.param == "sandboxed")
+
+
+@pytest.fixture
+def sandboxed_job(make_job):
+    return make_job(True)
 
 
 def start(job):
@@ -134,9 +150,8 @@ def test_the_server_stops_when_the_job_is_done(job):
     assert wait_until(lambda: not (job.runtime / sandbox.SERVER_SOCKET).exists())
 
 
-def test_sandboxed_kernels_cannot_change_the_server_or_leave_processes_behind(job):
-    if not job.sandboxed:
-        pytest.skip("the server's guards rely on the sandbox (no capabilities, own PID namespace)")
+def test_sandboxed_kernels_cannot_change_the_server_or_leave_processes_behind(sandboxed_job):
+    job = sandboxed_job  # the guards rely on the sandbox: no capabilities, its own PID namespace
     km, kc = start(job)
     opened = run(kc, "import os\nopen(f'/proc/{os.getppid()}/mem', 'r+b')")
     assert opened.startswith("PermissionError"), opened
@@ -163,9 +178,8 @@ def processes_running(argument: str) -> bool:
     return False
 
 
-def test_sandboxed_kernels_cannot_unmount_what_hides_the_course(job):
-    if not job.sandboxed:
-        pytest.skip("no sandbox")
+def test_sandboxed_kernels_cannot_unmount_what_hides_the_course(sandboxed_job):
+    job = sandboxed_job
     km, kc = start(job)
     code = (
         "import ctypes, os, pathlib\n"
