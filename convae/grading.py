@@ -347,7 +347,7 @@ def grade_one(settings: Settings, student: str, assignment: str) -> JobResult:
         result.ok = False
         result.flags.append(f"grading error: {type(error).__name__}: {error}")
     finally:
-        sandbox.stop_server(runtime)  # already stopped, unless the worker was killed
+        sandbox.stop_server(runtime)  # the job's kernel server, started by its first kernel
         shutil.rmtree(runtime, ignore_errors=True)
     result.seconds = time.perf_counter() - start
     return result

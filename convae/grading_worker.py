@@ -13,10 +13,7 @@ import sys
 sys.modules.setdefault("rfc3987_syntax", None)
 
 import json  # noqa: E402
-import os  # noqa: E402
 from pathlib import Path  # noqa: E402
-
-from convae import sandbox  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -29,14 +26,6 @@ def main(argv: list[str]) -> int:
     config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
     config.merge(Config(overrides))
     api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
-    try:
-        return grade(api, assignment, student)
-    finally:
-        if os.environ.get(sandbox.RUNTIME_DIR):
-            sandbox.stop_server(Path(os.environ[sandbox.RUNTIME_DIR]))
-
-
-def grade(api, assignment: str, student: str) -> int:
     for step, code in (("autograde", 2), ("generate_feedback", 3)):
         kwargs = {"create": True} if step == "autograde" else {}
         result = getattr(api, step)(assignment, student, force=True, **kwargs)

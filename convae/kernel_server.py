@@ -60,9 +60,10 @@ def preload() -> None:
         __import__(name)
 
 
-def make_undumpable() -> None:
+def set_dumpable(dumpable: bool) -> None:
+    """Whether processes of the same user may ptrace this one or open its ``/proc/<pid>/mem``."""
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_DUMPABLE, int(dumpable), 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) failed")
 
 
@@ -80,8 +81,7 @@ def run_kernel(request: dict) -> None:
     """In the forked child: become the kernel described by ``request``; never returns."""
     try:
         os.setsid()  # its own process group, killed as a whole
-        libc = ctypes.CDLL(None)
-        libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)
+        set_dumpable(True)  # an ordinary process again; the server stays closed
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -98,7 +98,7 @@ def run_kernel(request: dict) -> None:
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         # As ipykernel_launcher: the working folder comes back on sys.path through IPython.
-        sys.path[:] = [p for p in sys.path if p not in ("", request["cwd"], str(Path.cwd()))]
+        sys.path[:] = [p for p in sys.path if p not in ("", request["cwd"])]
         sys.argv = ["ipykernel_launcher", "-f", str(connection_file)]
         from ipykernel import kernelapp
 
@@ -196,7 +196,7 @@ def report_exits(kernels: dict[socket.socket, int]) -> None:
 def main(argv: list[str]) -> None:
     path = Path(argv[1])
     own_namespace = "--own-pid-namespace" in argv[2:]
-    make_undumpable()
+    set_dumpable(False)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path.unlink(missing_ok=True)
     listener.bind(str(path))  # bind before the imports: launchers connect and wait in the backlog

@@ -49,10 +49,11 @@ SERVER_START_SECONDS = 120
 PR_SET_PDEATHSIG = 1
 
 
-def bwrap_arguments(
-    hide: Path, writable: list[Path], readable: list[Path], die_with_parent: bool = True
-) -> list[str]:
-    """The bwrap command line up to (not including) the program to run."""
+def bwrap_arguments(hide: Path, writable: list[Path], readable: list[Path]) -> list[str]:
+    """The bwrap command line up to (not including) the program to run.
+
+    No ``--die-with-parent``: the kernel server it runs outlives the launcher that started it.
+    """
     for path in writable:
         if path == hide or path in hide.parents:
             raise ValueError(f"refusing to expose {path}: it contains the hidden folder {hide}")
@@ -62,8 +63,7 @@ def bwrap_arguments(
         args += ["--ro-bind", str(path), str(path)]
     for path in writable:
         args += ["--bind", str(path), str(path)]
-    args += ["--unshare-net", "--unshare-ipc", "--unshare-pid", "--cap-drop", "ALL"]
-    return args + (["--die-with-parent"] if die_with_parent else []) + ["--"]
+    return args + ["--unshare-net", "--unshare-ipc", "--unshare-pid", "--cap-drop", "ALL", "--"]
 
 
 def readable_paths() -> list[Path]:
@@ -109,9 +109,7 @@ def server_command(workdir: Path, runtime: Path) -> list[str]:
     readable = readable_paths()
     if os.environ.get(convae.SUBMISSION_DIR):  # the student's own submission, for sibling notebooks
         readable.append(Path(os.environ[convae.SUBMISSION_DIR]).resolve())
-    # The server outlives the launcher that started it: it serves the job's next kernels.
-    args = bwrap_arguments(hide, [workdir, runtime], readable, die_with_parent=False)
-    return [*args, *server, "--own-pid-namespace"]
+    return [*bwrap_arguments(hide, [workdir, runtime], readable), *server, "--own-pid-namespace"]
 
 
 def try_connect(path: Path) -> socket.socket | None:
@@ -132,7 +130,6 @@ def connect_to_server(workdir: Path, runtime: Path) -> socket.socket:
         sock = try_connect(path)
         if sock is not None:
             return sock
-        path.unlink(missing_ok=True)  # left by a server that died
         log = open(runtime / "kernel-server.log", "ab")
         env = dict(os.environ)
         env.setdefault("MPLCONFIGDIR", str(runtime / "matplotlib"))  # home is read-only in the sandbox
@@ -156,7 +153,7 @@ def connect_to_server(workdir: Path, runtime: Path) -> socket.socket:
 
 
 def stop_server(runtime: Path) -> None:
-    """Stop the job's kernel server, if one runs (the grading worker does this when done)."""
+    """Stop the job's kernel server, if one runs (grading does this when the job is done)."""
     sock = try_connect(runtime / SERVER_SOCKET)
     if sock is not None:
         with sock:

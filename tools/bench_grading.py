@@ -34,15 +34,13 @@ def import_seconds(block_rfc3987: bool) -> float:
 FIRST_STEP = "import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()"
 
 
-def kernel_startup_seconds(root: Path, kernel: str, sandboxed: bool) -> float:
+def kernel_startup_seconds(root: Path, runtime: Path, kernel: str, sandboxed: bool) -> float:
     """Seconds from asking for a kernel to the end of its first optimizer step."""
     from jupyter_client import KernelManager
 
     from convae import sandbox
 
-    runtime = Path(tempfile.gettempdir()) / "convae-bench-runtime"  # short: a Unix socket path
     workdir = root / "autograded" / "bench"
-    runtime.mkdir(parents=True, exist_ok=True)
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
     if sandboxed:
@@ -66,12 +64,14 @@ def compare_kernel_startup(root: Path, sandboxed: bool, rounds: int = 5) -> None
     from convae import grading, sandbox
 
     os.environ["JUPYTER_PATH"] = str(grading.install_grading_kernel(root))
-    kernel_startup_seconds(root, grading.GRADING_KERNEL, sandboxed)  # starts the job's server
+    runtime = Path(tempfile.mkdtemp(prefix="convae-bench-"))  # short, as Unix socket paths must be
+    kernel_startup_seconds(root, runtime, grading.GRADING_KERNEL, sandboxed)  # starts the server
     plain, forked = [], []
     for _ in range(rounds):  # interleaved, so machine load hits both alike
-        plain.append(kernel_startup_seconds(root, "python3", False))
-        forked.append(kernel_startup_seconds(root, grading.GRADING_KERNEL, sandboxed))
-    sandbox.stop_server(Path(tempfile.gettempdir()) / "convae-bench-runtime")
+        plain.append(kernel_startup_seconds(root, runtime, "python3", False))
+        forked.append(kernel_startup_seconds(root, runtime, grading.GRADING_KERNEL, sandboxed))
+    sandbox.stop_server(runtime)
+    shutil.rmtree(runtime)
     p, f = statistics.median(plain), statistics.median(forked)
     print(
         f"kernel start to first optimizer step (median of {rounds}): plain ipykernel {p:.2f} s, "
