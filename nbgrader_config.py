@@ -39,20 +39,21 @@ c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 50
 
 
-# Hardened grading (convae.grading): a dead kernel costs only its cell, outputs are capped in
-# size, and feedback shows each failed check's message without the hidden test or traceback.
+# Hardened grading (convae.grading): test cells are judged in a separate process (the judge) and
+# their outputs written from its verdict; a dead kernel costs only its cell; outputs are capped in
+# size; feedback shows each failed check's message without the hidden test or traceback.
 c.Autograde.autograde_preprocessors = [
-    "convae.grading.ResilientExecute",
+    "convae.grading.execute.ResilientExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "convae.grading.TruncateLargeOutputs",
+    "convae.grading.feedback.TruncateLargeOutputs",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "convae.grading.RedactHiddenTests",
+    "convae.grading.feedback.RedactHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

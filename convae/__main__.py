@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_grade(root: Path, args) -> int:
-    from convae import grading
+    from convae.grading import pipeline
 
-    enabled, note = grading.sandbox_setting(args.sandbox)
+    enabled, note = pipeline.sandbox_setting(args.sandbox)
     print(note)
-    settings = grading.Settings(root, sandbox=enabled, timeout=args.timeout, db_url=args.db)
-    results = grading.grade_class(
+    settings = pipeline.Settings(root, sandbox=enabled, timeout=args.timeout, db_url=args.db)
+    results = pipeline.grade_class(
         settings, jobs=args.jobs, students=args.student, assignments=args.assignment
     )
     print(course.format_grade_table(course.notebook_grades(root, args.db)))

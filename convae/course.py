@@ -11,41 +11,14 @@ import csv
 import os
 import runpy
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from convae import notebooks
+from convae.grading.commands import assignments, environment_bin_on_path, gradebook_url, nbgrader
 
 SOLUTION = "solution"  # in the example-class spec: "copy the instructor's answer"
-
-
-def environment_bin_on_path() -> Path:
-    """nbgrader runs `alembic` and the kernels by name: this environment's bin must come first."""
-    bin_dir = Path(sys.executable).parent
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != str(bin_dir):
-        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
-    return bin_dir
-
-
-def gradebook_url(root: Path, db_url: str | None = None) -> str:
-    """The gradebook's SQLAlchemy URL: ``db_url`` if given, else ``gradebook.db`` in the course."""
-    return db_url or f"sqlite:///{root / 'gradebook.db'}"
-
-
-def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run an nbgrader subcommand on the course at ``root``; raises when it fails."""
-    bin_dir = environment_bin_on_path()
-    cmd = [str(bin_dir / "nbgrader"), *args, f"--CourseDirectory.root={root}", "--log-level=WARN"]
-    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    return proc
-
-
-def assignments(root: Path) -> list[str]:
-    return sorted(p.name for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def source_notebooks(root: Path, assignment: str) -> list[Path]:
@@ -198,14 +171,14 @@ def grade_example_class(
     root: Path, jobs: int | None = None, sandbox_mode: str = "auto"
 ) -> list[NotebookGrade]:
     """The main job: release, example class, graded in parallel (sandboxed when possible), exports."""
-    from convae import grading
+    from convae.grading import pipeline
 
     os.environ.pop("NBGRADER_EXECUTION", None)
-    enabled, sandbox_note = grading.sandbox_setting(sandbox_mode)
+    enabled, sandbox_note = pipeline.sandbox_setting(sandbox_mode)
     print(sandbox_note, file=sys.stderr)
     generate_release(root)
     build_example_class(root)
-    grading.grade_class(grading.Settings(root, sandbox=enabled), jobs=jobs)
+    pipeline.grade_class(pipeline.Settings(root, sandbox=enabled), jobs=jobs)
     export_grades(root, root / "autograded" / "grades.csv")
     grades = notebook_grades(root)
     write_grade_table(grades, root / "autograded" / "notebook_grades.csv")

@@ -97,6 +97,33 @@ def sibling_notebook(name: str) -> Path:
 
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+
+
+def visible_part(source: str) -> str:
+    """A test cell as students get it: the hidden-test regions removed, as nbgrader removes them."""
+    kept, hidden = [], False
+    for line in source.splitlines():
+        if HIDDEN_MARKERS[0] in line:
+            hidden = True
+        elif HIDDEN_MARKERS[1] in line:
+            hidden = False
+        elif not hidden:
+            kept.append(line)
+    return "\n".join(kept)
+
+
+def hidden_part(source: str) -> list[str]:
+    """The lines of a test cell's hidden-test regions."""
+    lines, hidden = [], False
+    for line in source.splitlines():
+        if HIDDEN_MARKERS[0] in line:
+            hidden = True
+        elif HIDDEN_MARKERS[1] in line:
+            hidden = False
+        elif hidden:
+            lines.append(line)
+    return lines
 
 
 def strip_solution_markers(source: str) -> str:

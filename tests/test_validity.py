@@ -42,6 +42,13 @@ def test_reference_passes_its_tests(cat, name):
         assert outcome.passed, f"reference fails {test_id}: {describe(outcome)}"
 
 
+@pytest.mark.parametrize(("cat", "name"), cases("reference"))
+def test_reference_passes_the_visible_checks_in_a_students_kernel(cat, name):
+    for test_id in cat.tests[name]:
+        outcome = cat.run_visible(test_id)
+        assert outcome.passed, f"reference fails the visible part of {test_id} in-kernel: {describe(outcome)}"
+
+
 @pytest.mark.parametrize(("cat", "variant"), cases("correct"))
 def test_alternative_correct_answer_passes(cat, variant):
     for test_id in cat.tests[variant.name]:

@@ -1,28 +1,46 @@
-"""Run a notebook's autograder test cells in-process against candidate answers.
+"""Judge a notebook's autograder test cells against candidate answers, as grading does.
 
 A catalogue (one module per notebook under ``tests/validity/``) lists, for each graded name,
 the test cells that check it, alternative correct answers that must pass, and plausible wrong
-answers that must fail a named test. The reference answer is read from ``source/``. Running
-the tests' code directly takes seconds, where a real autograde per candidate would take
-minutes; ``test_example_class.py`` proves the same cells behave alike under nbgrader.
+answers that must fail a named test. The reference answer is read from ``source/``.
+
+Each run is judged the way grading judges it: the notebook's setup cells and the answers run in
+a separate student process (``student_side``, forked from a server with torch imported), the test
+cell runs in the judge (``convae.grading.judge``, here in the test process), and only values and
+handles cross between them. That takes a fraction of a second per run, where a real autograde
+per candidate would take many; ``test_example_class.py`` proves the same cells behave alike under
+nbgrader. ``run_visible`` runs the release's visible checks in-process, as a student's own kernel
+does.
 """
 
 from __future__ import annotations
 
 import ast
+import atexit
 import contextlib
 import inspect
 import io
+import secrets
+import socket
+import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 import warnings
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
+import student_side
+
 from convae import notebooks
+from convae.grading import judge
 
 REPO = Path(__file__).resolve().parents[1]
+CELL_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -128,34 +146,93 @@ class Catalogue:
         return [notebooks.grade_id(c) for c in nb.cells if notebooks.is_test_cell(c)]
 
     # --- running ------------------------------------------------------------------------------
-    def run(self, test_id: str, answers: dict[str, str], seed_offset: int = 0) -> Outcome:
-        """Execute setup cells, every answer (reference unless overridden), then one test cell.
+    def student_cells(self, answers: dict[str, str]) -> list[tuple[str, str]]:
+        """What the student's process runs before a test: setup cells, then every answer."""
+        cells = self.cells()
+        out = [(cell_id, cells[cell_id].source) for cell_id in self.setup]
+        for answer_id in self.answer_ids():
+            out.append((f"answer {answer_id}", answers.get(answer_id, cells[answer_id].source)))
+        return out
 
-        The test cell's source is taken from ``source/``, hidden tests included. A non-zero
-        ``seed_offset`` shifts every ``manual_seed(s)`` in the test cell to ``s + seed_offset``:
-        tests reseed themselves, so this is how their statistical tolerances meet new samples.
+    def run(self, test_id: str, answers: dict[str, str], seed_offset: int = 0) -> Outcome:
+        """Judge one test cell (from ``source/``, hidden tests included) against the answers.
+
+        The student's process runs the setup cells and every answer (reference unless
+        overridden); the judge runs the test cell. A non-zero ``seed_offset`` shifts every
+        ``manual_seed(s)`` in the test cell to ``s + seed_offset`` and the student process's seed
+        with it: tests reseed themselves, so this is how their tolerances meet new samples.
         """
         cells = self.cells()
-        namespace: dict = {"__name__": "__main__", "_SEED_OFFSET": seed_offset}
-        for cell_id in self.setup:
-            exec(compile(cells[cell_id].source, f"<{cell_id}>", "exec"), namespace)
-        for answer_id in self.answer_ids():
-            code = answers.get(answer_id, cells[answer_id].source)
-            exec(compile(code, f"<answer {answer_id}>", "exec"), namespace)
+        source = cells[test_id].source
+        if seed_offset:
+            source = source.replace("manual_seed(", f"manual_seed({seed_offset} + ")
+        seed = zlib.crc32(test_id.encode()) + seed_offset
+        verdict, error = judge_in_student_process(
+            self.student_cells(answers), cells["imports"].source, self.answer_ids(), test_id, source, seed
+        )
+        return Outcome(verdict.passed, error, "")
+
+    def run_visible(self, test_id: str) -> Outcome:
+        """The release's visible checks on the reference answers, in one process, as in a student's
+        own kernel: they must pass and write nothing to stderr (nbgrader validate scores that 0)."""
+        visible = notebooks.visible_part(self.cells()[test_id].source)
+        namespace: dict = {"__name__": "__main__"}
         stderr = io.StringIO()
         error = None
         with contextlib.redirect_stderr(stderr), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")  # under nbgrader a warning lands on stderr
+            warnings.simplefilter("always")  # in a kernel a warning lands on stderr
             try:
-                source = cells[test_id].source
-                if seed_offset:
-                    source = source.replace("manual_seed(", "manual_seed(_SEED_OFFSET + ")
-                exec(compile(source, f"<test {test_id}>", "exec"), namespace)
+                for name, source in self.student_cells({}):
+                    exec(compile(source, f"<{name}>", "exec"), namespace)
+                exec(compile(visible, f"<visible {test_id}>", "exec"), namespace)
             except Exception as exc:  # noqa: BLE001 -- any failure of the test cell counts
                 error = exc
         for w in caught:
             stderr.write(f"{w.category.__name__}: {w.message}\n")
         return Outcome(error is None and not stderr.getvalue(), error, stderr.getvalue())
+
+
+@cache
+def student_server() -> Path:
+    """The student-process fork server for this test session."""
+    folder = Path(tempfile.mkdtemp(prefix="convae-students-"))
+    path = folder / "students.sock"
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("student_side.py")), str(path)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    atexit.register(process.kill)
+    deadline = time.monotonic() + 120
+    while not path.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the student-process server did not start")
+        time.sleep(0.05)
+    return path
+
+
+def judge_in_student_process(cells, imports, student_names, test_id, source, seed):
+    """(verdict, the exception the test raised or None): ``source`` judged against ``cells``."""
+    folder = Path(tempfile.mkdtemp(prefix="convae-agent-"))
+    path = folder / "agent.sock"
+    token = secrets.token_hex(8)
+    idle, idle_peer = socket.socketpair()  # the worker's control channel: here nobody aborts
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener, idle, idle_peer:
+        listener.bind(str(path))
+        listener.listen(1)
+        pid = student_side.spawn(student_server(), cells, str(path), token, seed)
+        try:
+            start = time.monotonic()
+            agent = judge.accept_agent(listener, idle, token, start + 60)
+            if agent is None:
+                raise RuntimeError("the student process never connected")
+            notebook_judge = judge.NotebookJudge(imports, student_names)
+            verdict = notebook_judge.run(source, test_id, agent, start + CELL_SECONDS, CELL_SECONDS)
+            return verdict, notebook_judge.last_error
+        finally:
+            student_side.kill(pid)
+            path.unlink(missing_ok=True)
+            folder.rmdir()
 
 
 def load_catalogues() -> list[Catalogue]:

@@ -1,4 +1,4 @@
-"""One grading job in one process: ``python -m convae.grading_worker ROOT ASSIGNMENT STUDENT CONFIG``.
+"""One grading job in one process: ``python -m convae.grading.worker ROOT ASSIGNMENT STUDENT CONFIG``.
 
 Runs nbgrader's autograde and generate_feedback through its Python API, so the ~4 s of
 nbgrader's imports are paid once per submission instead of once per step. CONFIG is a JSON

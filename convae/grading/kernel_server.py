@@ -1,9 +1,9 @@
-"""A fork server for grading kernels: ``python -m convae.kernel_server SOCKET [--own-pid-namespace]``.
+"""A fork server for grading kernels: ``python -m convae.grading.kernel_server SOCKET [--own-pid-namespace]``.
 
 Every grading kernel used to import torch, its compiler front end (imported by the first
 optimizer), matplotlib and ipykernel itself: 3-4 s of the same work in each of a submission's
 notebooks. This server imports them once and forks a kernel per request, so a kernel starts in
-a fraction of a second with the libraries already loaded. ``convae.sandbox`` starts one server
+a fraction of a second with the libraries already loaded. ``convae.grading.sandbox`` starts one server
 per grading job (one student's assignment), inside that job's sandbox, and connects to it.
 
 Protocol, on a Unix socket: the launcher sends one JSON line ``{"connection": <the kernel's
@@ -47,6 +47,8 @@ PRELOAD = (
     "convae.training",
     "convae.summary",
     "convae.pretrained",
+    "convae.grading.agent",  # what every test cell runs in the kernel while the judge grades it
+    "safetensors.torch",
 )
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 IDLE_SECONDS = 120  # a server whose grading job died without stopping it exits on its own
@@ -88,7 +90,7 @@ def run_kernel(request: dict) -> None:
         import matplotlib
 
         matplotlib.rcParams["backend"] = os.environ.get("MPLBACKEND", INLINE_BACKEND)
-        from convae import sandbox
+        from convae.grading import sandbox
 
         if sandbox.sandboxed():
             sandbox.set_limits()

@@ -1,7 +1,7 @@
-"""The grading kernel: ``python -m convae.sandbox <connection_file>`` (a kernelspec's argv).
+"""The grading kernel: ``python -m convae.grading.sandbox <connection_file>`` (a kernelspec's argv).
 
-nbgrader starts this in place of the plain ipykernel (see ``convae.grading``). It connects to
-the grading job's kernel server (``convae.kernel_server``), starting it on first use, and asks
+nbgrader starts this in place of the plain ipykernel (see ``convae.grading.pipeline``). It connects
+to the grading job's kernel server (``convae.grading.kernel_server``), starting it on first use, and asks
 it to fork a kernel; it then waits, exits with the kernel's exit code, and takes the kernel down
 with it when the kernel manager kills it.
 
@@ -49,12 +49,17 @@ SERVER_START_SECONDS = 120
 PR_SET_PDEATHSIG = 1
 
 
-def bwrap_arguments(hide: Path, writable: list[Path], readable: list[Path]) -> list[str]:
+def bwrap_arguments(
+    hide: Path, writable: list[Path], readable: list[Path], shown_as: dict[Path, Path] | None = None
+) -> list[str]:
     """The bwrap command line up to (not including) the program to run.
 
+    ``writable`` and ``readable`` folders appear at their own paths; each ``shown_as`` target
+    path shows the contents of its (writable) source folder instead of its own.
     No ``--die-with-parent``: the kernel server it runs outlives the launcher that started it.
     """
-    for path in writable:
+    shown_as = shown_as or {}
+    for path in [*writable, *shown_as]:
         if path == hide or path in hide.parents:
             raise ValueError(f"refusing to expose {path}: it contains the hidden folder {hide}")
     args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
@@ -63,6 +68,8 @@ def bwrap_arguments(hide: Path, writable: list[Path], readable: list[Path]) -> l
         args += ["--ro-bind", str(path), str(path)]
     for path in writable:
         args += ["--bind", str(path), str(path)]
+    for target, source in shown_as.items():
+        args += ["--bind", str(source), str(target)]
     return args + ["--unshare-net", "--unshare-ipc", "--unshare-pid", "--cap-drop", "ALL", "--"]
 
 
@@ -101,7 +108,7 @@ def set_limits() -> None:
 
 def server_command(workdir: Path, runtime: Path) -> list[str]:
     """The kernel server of one grading job, inside the sandbox when one is asked for."""
-    server = [sys.executable, "-m", "convae.kernel_server", str(runtime / SERVER_SOCKET)]
+    server = [sys.executable, "-m", "convae.grading.kernel_server", str(runtime / SERVER_SOCKET)]
     if not sandboxed():
         return server
     hide = Path(os.environ["CONVAE_SANDBOX_HIDE"]).resolve()
@@ -109,7 +116,22 @@ def server_command(workdir: Path, runtime: Path) -> list[str]:
     readable = readable_paths()
     if os.environ.get(convae.SUBMISSION_DIR):  # the student's own submission, for sibling notebooks
         readable.append(Path(os.environ[convae.SUBMISSION_DIR]).resolve())
-    return [*bwrap_arguments(hide, [workdir, runtime], readable), *server, "--own-pid-namespace"]
+    # The working folder is a scratch copy of the submission shown at the autograded folder's
+    # path: nbgrader writes each graded notebook (hidden tests restored) into the real one, where
+    # the kernel of the next notebook must not read it.
+    scratch = working_copy(runtime)
+    shown = {workdir: scratch}
+    return [*bwrap_arguments(hide, [runtime], readable, shown), *server, "--own-pid-namespace"]
+
+
+def working_copy(runtime: Path) -> Path:
+    """The job's scratch working folder: a copy of the student's (repaired) submission."""
+    scratch = runtime / "workdir"
+    submission = os.environ.get(convae.SUBMISSION_DIR)
+    if submission and Path(submission).is_dir():
+        shutil.copytree(submission, scratch, dirs_exist_ok=True)
+    scratch.mkdir(exist_ok=True)
+    return scratch
 
 
 def try_connect(path: Path) -> socket.socket | None:

@@ -1,0 +1,153 @@
+"""Helpers for test cells: the same call works in the judge and in a student's own kernel.
+
+In a student's kernel (self-checks, ``nbgrader validate``) a test cell's objects are real and these
+helpers act on them directly. In the judge the student's objects are handles (``proxy.Handle``)
+and the helpers ask the student's process instead.
+
+Two kinds of checks, and the README's threat model names them:
+- *enforced*: computed in the judge from values (``listed`` of values, ``type_name``,
+  ``numerical_gradient``): the student's code can only give wrong values;
+- *best-effort*: facts only the student's process can observe (``is_instance``, ``autograd``,
+  ``parameter_gradients``, ``torch_function_calls``, ``manual_seed``, ``rng_state``); the
+  student's code could change what that process reports.
+
+Best-effort helpers take the student's object itself (a handle), not a function of the test's
+that wraps it: the probe must run where the student's object lives.
+"""
+
+from __future__ import annotations
+
+from convae.grading import probes, proxy
+
+
+def _session_of(obj):
+    return object.__getattribute__(obj, "_session") if isinstance(obj, proxy.Handle) else None
+
+
+def _remote(obj, *others):
+    """The session when ``obj`` (or any of ``others``) lives in the student's process."""
+    for candidate in (obj, *others):
+        session = _session_of(candidate)
+        if session is not None:
+            return session
+    if proxy.current_session() is not None and callable(obj) and not isinstance(obj, type):
+        raise TypeError(
+            "pass the student's own function or object to this check, not a wrapper of the test's"
+        )
+    return None
+
+
+def listed(obj, limit: int = proxy.LIST_LIMIT) -> list:
+    """``list(obj)``: the student's values by value, their other objects as handles."""
+    session = _session_of(obj)
+    if session is None:
+        return list(obj)
+    items = session.request("list", target=obj)
+    if type(items) is not list or len(items) > limit:
+        raise proxy.OpaqueValueError("the student's object did not list as a sequence of items")
+    return items
+
+
+def type_name(obj) -> str:
+    """The name of ``obj``'s type, as the student's code made it."""
+    return proxy.type_name(obj) if isinstance(obj, proxy.Handle) else type(obj).__name__
+
+
+def is_instance(obj, cls) -> bool:
+    """``isinstance(obj, cls)``, asked in the student's process for a handle (best-effort)."""
+    session = _session_of(obj)
+    if session is None:
+        return isinstance(obj, cls)
+    answer = session.request("isinstance", target=obj, module=cls.__module__, qualname=cls.__qualname__)
+    return answer is True
+
+
+def probe(name: str):
+    """The public probe function ``name`` (``probes``), in the process that runs the student's code.
+
+    For tests that hand student code a function through which gradients must flow.
+    """
+    session = proxy.current_session()
+    if session is None:
+        return getattr(probes, name)
+    return session.request("probe_function", name=name)
+
+
+def _run_probe(name, obj, *args, **kwargs):
+    session = _remote(obj)
+    if session is None:
+        return getattr(probes, name)(obj, *args, **kwargs)
+    return session.request("probe", name=name, args=[obj, *args], kwargs=kwargs)
+
+
+def autograd(fn, *args, wrt=(0,), output=None, grad_output=None, **kwargs):
+    """``(result, requires_grad, grads)`` of ``fn(*args, **kwargs)`` (best-effort, see ``probes``)."""
+    result, attached, grads = _run_probe(
+        "autograd", fn, list(args), kwargs, list(wrt), output=output, grad_output=grad_output
+    )
+    return result, attached is True, list(grads)
+
+
+def parameter_gradients(module, *args, method=None, output=None, grad_output=None, **kwargs) -> dict:
+    """``{parameter name: gradient or None}`` from one call of ``module`` (best-effort)."""
+    grads = _run_probe(
+        "parameter_gradients",
+        module,
+        list(args),
+        kwargs,
+        method=method,
+        output=output,
+        grad_output=grad_output,
+    )
+    if type(grads) is not dict:
+        raise proxy.OpaqueValueError("the student's process did not report parameter gradients")
+    return grads
+
+
+def torch_function_calls(fn, *args, **kwargs):
+    """``(result, calls)``: the torch functions ``fn`` went through (best-effort, see ``probes``)."""
+    result, calls = _run_probe("torch_function_calls", fn, list(args), kwargs)
+    return result, [tuple(c) for c in calls]
+
+
+def manual_seed(seed: int) -> None:
+    """Seed torch here and, in the judge, in the student's process too (best-effort there)."""
+    import torch
+
+    torch.manual_seed(seed)
+    session = proxy.current_session()
+    if session is not None:
+        session.request("probe", name="manual_seed", args=[seed], kwargs={})
+
+
+def rng_state():
+    """The global torch generator state of the process that runs the student's code (best-effort)."""
+    session = proxy.current_session()
+    return (
+        probes.rng_state()
+        if session is None
+        else session.request("probe", name="rng_state", args=[], kwargs={})
+    )
+
+
+def numerical_gradient(fn, x, eps: float = 1e-6, weights=None):
+    """Central differences of ``sum(fn(x) * weights)`` with respect to every entry of ``x``.
+
+    Enforced: made in the judge from values of ``fn`` only. Use float64 and fix any randomness of
+    ``fn`` (a generator seeded alike for every call), so that the differences are exact to ~eps^2.
+    """
+    import torch
+
+    x = torch.Tensor.as_subclass(x, torch.Tensor).detach().clone()
+    grad = torch.zeros_like(x)
+    flat, flat_grad = x.view(-1), grad.view(-1)
+    for i in range(flat.numel()):
+        saved = float(flat[i])
+        flat[i] = saved + eps
+        up = fn(x.clone())
+        flat[i] = saved - eps
+        down = fn(x.clone())
+        flat[i] = saved
+        difference = up - down if weights is None else (up - down) * weights
+        flat_grad[i] = float(torch.Tensor.as_subclass(difference, torch.Tensor).sum()) / (2 * eps)
+    return grad

@@ -1,0 +1,35 @@
+"""The one wrapper around the nbgrader command line, shared by the course pipeline and grading."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def environment_bin_on_path() -> Path:
+    """nbgrader runs `alembic` and the kernels by name: this environment's bin must come first."""
+    bin_dir = Path(sys.executable).parent
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != str(bin_dir):
+        os.environ["PATH"] = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    return bin_dir
+
+
+def gradebook_url(root: Path, db_url: str | None = None) -> str:
+    """The gradebook's SQLAlchemy URL: ``db_url`` if given, else ``gradebook.db`` in the course."""
+    return db_url or f"sqlite:///{root / 'gradebook.db'}"
+
+
+def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run an nbgrader subcommand on the course at ``root``; raises when it fails."""
+    bin_dir = environment_bin_on_path()
+    cmd = [str(bin_dir / "nbgrader"), *args, f"--CourseDirectory.root={root}", "--log-level=WARN"]
+    proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def assignments(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "source").iterdir() if p.is_dir() and not p.name.startswith("."))

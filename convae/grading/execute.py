@@ -1,0 +1,195 @@
+"""nbgrader's execution step, with the judge: answers run in the kernel, verdicts in the judge.
+
+``ResilientExecute`` replaces nbgrader's ``Execute`` (``nbgrader_config.py``):
+- every cell but the graded test cells runs in the student's (sandboxed) kernel, as usual;
+- a graded test cell never reaches the kernel. The judge runs its source, hidden tests
+  included, while the kernel runs one call of ``agent.serve`` that answers the judge's requests.
+  The cell's outputs are then written from the judge's verdict only: nothing, or one error
+  carrying the check's message. Whatever the kernel printed or returned meanwhile is dropped, so
+  partial credit cannot be forged and no output of the student's can reach a graded cell;
+- a dead or stuck kernel costs only the cell it happened in: a fresh kernel replays the cells
+  before it (not the test cells) and grading goes on. Every such event, and every fault of the
+  student's side of the judge's channel, is written to ``CONVAE_GRADING_FLAGS`` for the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import copy
+import functools
+import json
+import os
+import secrets
+import socket
+import tempfile
+import zlib
+from pathlib import Path
+
+import nbformat
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async, run_sync
+from nbgrader.preprocessors import Execute
+from traitlets import Integer
+
+from convae import notebooks
+from convae.grading import judge, sandbox
+
+JUDGE_SOCKET = "CONVAE_JUDGE_SOCKET"  # the class's judge server, set by the pipeline
+FLAGS_FILE = "CONVAE_GRADING_FLAGS"  # where this job's flags go (outside the sandbox)
+SERVE = "__import__('convae.grading.agent', fromlist=['serve']).serve({path!r}, {token!r}, globals(), {seed})"
+GRACE_SECONDS = 2  # for the kernel to finish serving once the judge has its verdict
+
+
+class ResilientExecute(Execute):
+    """Execute with the judge; a dead kernel costs only the cell that killed it."""
+
+    call_seconds = Integer(
+        None, allow_none=True, help="limit for one call into the student's code (default: the cell timeout)"
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._skip_on_replay = set()
+        self._judge = None
+        self._notebook_name = (resources or {}).get("unique_key", "notebook")
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if self._judge is not None:
+                self._judge.close()
+
+    def preprocess_cell(self, cell, resources, index):
+        if notebooks.is_test_cell(cell):
+            self.judge_cell(cell, index)
+            return cell, resources
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except (DeadKernelError, CellTimeoutError) as error:
+            explained = lost_kernel_output(error)
+            cell.outputs.append(explained)
+            self.flag(f"{notebooks.grade_id(cell) or f'cell {index}'}: {explained.evalue}")
+            self._skip_on_replay.add(index)
+            self._restart_and_replay(index)
+            return cell, self.resources
+        if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
+            self._skip_on_replay.add(index)
+        return cell, resources
+
+    # --- the judge ---------------------------------------------------------------------------
+    def judge_cell(self, cell, index) -> None:
+        cell_id = notebooks.grade_id(cell)
+        verdict, lost = run_sync(self._judge_cell_async)(cell, index)
+        if lost is not None:
+            verdict = judge.Verdict(False, "KernelDied", lost_kernel_output(lost).evalue, fault="kernel lost")
+        cell.outputs = [nbformat.from_dict(output) for output in verdict.outputs()]
+        cell.execution_count = None
+        if verdict.fault:
+            self.flag(f"{cell_id}: {verdict.evalue}")
+        if verdict.test_error:
+            self.flag(f"{cell_id}: the test cell itself failed ({verdict.test_error}): tell the instructor")
+        if lost is not None:
+            self._restart_and_replay(index)
+
+    async def _judge_cell_async(self, cell, index):
+        """Run the test in the judge while the kernel serves it; returns (verdict, lost kernel error)."""
+        client = self.judge_client()
+        runtime = Path(os.environ.get(sandbox.RUNTIME_DIR) or tempfile.gettempdir())
+        path = runtime / f"judge-{secrets.token_hex(6)}.sock"
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(1)
+        token = secrets.token_hex(16)
+        cell_seconds = float(self._get_timeout(cell) or 120)
+        run_test = functools.partial(
+            client.test,
+            cell_id=notebooks.grade_id(cell),
+            source=cell.source,
+            listener=listener,
+            agent_socket=str(path),
+            token=token,
+            cell_seconds=cell_seconds,
+            call_seconds=float(self.call_seconds or cell_seconds),
+        )
+        seed = zlib.crc32(notebooks.grade_id(cell).encode())
+        serving = nbformat.v4.new_code_cell(SERVE.format(path=str(path), token=token, seed=seed))
+        verdict_future = asyncio.get_running_loop().run_in_executor(None, run_test)
+        kernel_task = asyncio.ensure_future(self.async_execute_cell(serving, index, store_history=False))
+        lost = None
+        try:
+            await asyncio.wait({verdict_future, kernel_task}, return_when=asyncio.FIRST_COMPLETED)
+            if kernel_task.done() and not verdict_future.done():
+                client.abort()  # the kernel finished (or died) without being asked anything
+            verdict = await verdict_future
+            if not kernel_task.done():
+                done, _ = await asyncio.wait({kernel_task}, timeout=GRACE_SECONDS)
+                if not done:  # still inside the student's code, e.g. after a timeout
+                    await ensure_async(self.km.interrupt_kernel())
+            try:
+                await kernel_task  # bounded by nbclient's own cell timeout
+            except (DeadKernelError, CellTimeoutError) as error:
+                lost = error
+        finally:
+            listener.close()
+            path.unlink(missing_ok=True)
+            self.nb.cells[index] = cell  # nbclient put the serving cell in its place
+        return verdict, lost
+
+    def judge_client(self) -> judge.JudgeClient:
+        """This notebook's judge, set up with its imports cell and the names its answers define."""
+        if self._judge is None:
+            server = os.environ.get(JUDGE_SOCKET) or str(private_judge_server().path)
+            self._judge = judge.JudgeClient(Path(server))
+            imports = next((c.source for c in self.nb.cells if notebooks.grade_id(c) == "imports"), "")
+            names = [notebooks.grade_id(c) for c in self.nb.cells if notebooks.is_answer_cell(c)]
+            self._judge.notebook(imports, names)
+        return self._judge
+
+    # --- dead kernels -------------------------------------------------------------------------
+    def _restart_and_replay(self, index):
+        run_sync(self.km.restart_kernel)(now=True)
+        self.kc.stop_channels()
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        run_sync(self.kc.wait_for_ready)(timeout=self.startup_timeout)
+        for earlier, cell in enumerate(self.nb.cells[:index]):
+            if cell.cell_type != "code" or notebooks.is_test_cell(cell) or earlier in self._skip_on_replay:
+                continue
+            try:
+                self.execute_cell(copy.deepcopy(cell), earlier, store_history=False)
+            except (DeadKernelError, CellTimeoutError):
+                self._skip_on_replay.add(earlier)
+                return self._restart_and_replay(index)
+            finally:
+                self.nb.cells[earlier] = cell  # keep the first run's outputs
+
+    def flag(self, text: str) -> None:
+        path = os.environ.get(FLAGS_FILE)
+        if path:
+            with open(path, "a") as f:
+                f.write(json.dumps(f"{self._notebook_name}: {text}") + "\n")
+
+
+def lost_kernel_output(error) -> nbformat.NotebookNode:
+    if isinstance(error, CellTimeoutError):
+        ename, evalue = "CellTimeoutError", "the cell did not finish in time and could not be interrupted"
+    else:
+        ename, evalue = (
+            "KernelDied",
+            "the kernel died while running this cell (exit, crash, or a resource limit)",
+        )
+    evalue += "; grading went on in a fresh kernel"
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+@functools.cache
+def private_judge_server() -> judge.JudgeServer:
+    """A judge server for this process alone, when no class-wide one was started."""
+    server = judge.JudgeServer()
+    atexit.register(server.stop)
+    return server
+
+
+def read_flags(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

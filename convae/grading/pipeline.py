@@ -1,0 +1,252 @@
+"""The class, graded: one job (student x assignment) per worker process, ``jobs`` at a time.
+
+``python -m convae grade`` grades every ``submitted/<student>/<assignment>/`` (or a selection):
+1. each submission is canonicalised against the release (``canonicalise``), every repair flagged;
+2. one worker process (``worker``) per job runs nbgrader's autograde and feedback; the job's
+   kernels are forked by one kernel server per job (``kernel_server``), inside the bubblewrap
+   sandbox when it works (``sandbox``); its test cells are judged by a judge forked from the run's
+   judge server (``judge``), outside every sandbox;
+3. a report (``autograded/grading_report.csv``, ``report``) lists every repair, every fault of a
+   student's side and every failure; the exit code is non-zero when any job failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import convae
+from convae.grading import commands, execute, judge, sandbox
+from convae.grading.canonicalise import STAGING, stage_submission, staged_submission
+from convae.grading.report import JobResult, last_error_line, write_report
+
+GRADING_KERNEL = "convae-grading"
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    sandbox: bool
+    timeout: int | None = None
+    db_url: str | None = None
+    memory: int = sandbox.DEFAULT_MEMORY
+    cpu_seconds: int = sandbox.DEFAULT_CPU_SECONDS
+    job_timeout: int = 3600  # a whole submission; a stuck job must not hold the class forever
+    kernel_threads: int | None = None  # torch/OpenMP threads per kernel; None: cores / jobs
+    judge_socket: Path | None = None  # the run's judge server; None: grade_class starts one
+
+
+def install_grading_kernel(root: Path) -> Path:
+    """A kernelspec that launches ``convae.grading.sandbox``; returns the folder to put on JUPYTER_PATH."""
+    jupyter_path = root / STAGING / "jupyter"
+    spec_dir = jupyter_path / "kernels" / GRADING_KERNEL
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "convae.grading.sandbox", "{connection_file}"],
+        "display_name": "Python 3 (grading)",
+        "language": "python",
+        # The launcher is not the kernel: interrupt through the kernel's control channel.
+        "interrupt_mode": "message",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    return jupyter_path
+
+
+def worker_overrides(settings: Settings, runtime: Path) -> dict:
+    """nbgrader settings for one job, merged over ``nbgrader_config.py`` by the worker."""
+    overrides = {
+        "CourseDirectory": {"root": str(settings.root), "submitted_directory": f"{STAGING}/submitted"},
+        "Application": {"log_level": "WARN"},
+    }
+    if settings.db_url:
+        overrides["CourseDirectory"]["db_url"] = settings.db_url
+    if settings.timeout:
+        overrides["Execute"] = {"timeout": settings.timeout}
+    overrides.setdefault("Execute", {})["kernel_name"] = GRADING_KERNEL
+    # IPC sockets (a sandbox has no loopback) need an absolute prefix: client and kernel run in
+    # different folders.
+    overrides["KernelManager"] = {"transport": "ipc", "ip": str(runtime / "kernel")}
+    return overrides
+
+
+def worker_environment(settings: Settings, runtime: Path, staged: Path, flags: Path | None = None) -> dict:
+    commands.environment_bin_on_path()
+    env = dict(os.environ)
+    env.pop("NBGRADER_EXECUTION", None)
+    env["JUPYTER_RUNTIME_DIR"] = str(runtime)
+    env[convae.SUBMISSION_DIR] = str(staged)  # sibling notebooks (read-only in the sandbox)
+    env["JUPYTER_PATH"] = str(settings.root / STAGING / "jupyter")
+    env[sandbox.RUNTIME_DIR] = str(runtime)
+    if flags is not None:
+        env[execute.FLAGS_FILE] = str(flags)
+    if settings.judge_socket:
+        env[execute.JUDGE_SOCKET] = str(settings.judge_socket)
+    if settings.kernel_threads and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(settings.kernel_threads)  # torch sizes its pool from this
+    if settings.sandbox:
+        env["CONVAE_SANDBOX_HIDE"] = str(settings.root)
+        env["CONVAE_SANDBOX_MEMORY"] = str(settings.memory)
+        env["CONVAE_SANDBOX_CPU"] = str(settings.cpu_seconds)
+    return env
+
+
+# SQLite refuses a writer while another holds the lock for longer than its busy timeout.
+GRADEBOOK_CONTENTION = "database is locked"
+
+
+def flags_file(settings: Settings, student: str, assignment: str) -> Path:
+    """Where a job's worker writes its flags: inside the course folder, which the sandbox hides."""
+    return settings.root / STAGING / "flags" / student / f"{assignment}.jsonl"
+
+
+def run_worker(settings: Settings, student: str, assignment: str, runtime: Path):
+    """Autograde and write feedback for one staged submission in a fresh process."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "convae.grading.worker",
+        str(settings.root),
+        assignment,
+        student,
+        json.dumps(worker_overrides(settings, runtime)),
+    ]
+    return subprocess.run(
+        cmd,
+        cwd=settings.root,
+        env=worker_environment(
+            settings,
+            runtime,
+            staged_submission(settings.root, student, assignment),
+            flags_file(settings, student, assignment),
+        ),
+        capture_output=True,
+        text=True,
+        timeout=settings.job_timeout,
+    )
+
+
+def grade_one(settings: Settings, student: str, assignment: str) -> JobResult:
+    """Stage, autograde and write feedback for one submission; never raises."""
+    result = JobResult(student, assignment)
+    start = time.perf_counter()
+    autograded = settings.root / "autograded" / student / assignment
+    # Sockets live here; a short path, because a Unix socket's path may not pass 107 bytes.
+    runtime = Path(tempfile.mkdtemp(prefix="convae-grading-"))
+    flags = flags_file(settings, student, assignment)
+    flags.parent.mkdir(parents=True, exist_ok=True)
+    flags.unlink(missing_ok=True)
+    try:
+        result.flags += stage_submission(settings.root, student, assignment)
+        proc = run_worker(settings, student, assignment, runtime)
+        if proc.returncode != 0 and GRADEBOOK_CONTENTION in proc.stderr:
+            result.flags.append("gradebook busy, graded again")
+            proc = run_worker(settings, student, assignment, runtime)
+        expected = sorted((settings.root / "release" / assignment).glob("*.ipynb"))
+        graded = sorted(autograded.glob("*.ipynb")) if autograded.exists() else []
+        result.flags += execute.read_flags(flags)
+        if proc.returncode == 3:
+            result.ok = False
+            result.flags.append(f"feedback failed: {last_error_line(proc.stderr)}")
+        elif proc.returncode != 0 or len(graded) != len(expected):
+            result.ok = False
+            result.flags.append(f"autograde failed: {last_error_line(proc.stderr)}")
+            if autograded.exists():
+                shutil.rmtree(autograded)  # never leave a half-written folder behind
+    except subprocess.TimeoutExpired:
+        result.ok = False
+        result.flags.append(f"grading took longer than {settings.job_timeout} s and was stopped")
+        shutil.rmtree(autograded, ignore_errors=True)
+    except Exception as error:  # noqa: BLE001 -- one broken submission must not stop the class
+        result.ok = False
+        result.flags.append(f"grading error: {type(error).__name__}: {error}")
+    finally:
+        sandbox.stop_server(runtime)  # the job's kernel server, started by its first kernel
+        shutil.rmtree(runtime, ignore_errors=True)
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def submissions(root: Path, students=None, assignments=None) -> list[tuple[str, str]]:
+    found = []
+    for student_dir in sorted((root / "submitted").iterdir()) if (root / "submitted").exists() else []:
+        if not student_dir.is_dir() or (students and student_dir.name not in students):
+            continue
+        for assignment_dir in sorted(student_dir.iterdir()):
+            if assignment_dir.is_dir() and (not assignments or assignment_dir.name in assignments):
+                if (root / "release" / assignment_dir.name).is_dir():
+                    found.append((student_dir.name, assignment_dir.name))
+    return found
+
+
+def ensure_gradebook(settings: Settings, students=()) -> None:
+    """Fill the gradebook before any worker starts.
+
+    Hidden tests are restored from the gradebook, which generate_assignment fills. Students are
+    added here too: nbgrader's autograde looks a student up and adds them when missing, so two
+    workers grading the same student's assignments at once race, and the loser fails with a
+    UNIQUE-constraint error.
+    """
+    from nbgrader.api import Gradebook
+
+    commands.environment_bin_on_path()
+    url = commands.gradebook_url(settings.root, settings.db_url)
+    with Gradebook(url) as gradebook:
+        known = {a.name for a in gradebook.assignments}
+    db_args = [f"--CourseDirectory.db_url={settings.db_url}"] if settings.db_url else []
+    for assignment in commands.assignments(settings.root):
+        if assignment not in known:
+            commands.nbgrader(settings.root, "generate_assignment", assignment, "--force", *db_args)
+    with Gradebook(url) as gradebook:
+        for student in students:
+            gradebook.update_or_create_student(student)
+
+
+def grade_class(
+    settings: Settings, jobs: int | None = None, students=None, assignments=None, progress: bool = True
+) -> list[JobResult]:
+    """Grade every selected submission, ``jobs`` at a time; returns one result per submission."""
+    from tqdm.auto import tqdm
+
+    todo = submissions(settings.root, students, assignments)
+    ensure_gradebook(settings, students=sorted({student for student, _ in todo}))
+    install_grading_kernel(settings.root)
+    jobs = jobs or os.cpu_count() or 1
+    if settings.kernel_threads is None:  # parallel kernels that each use every core fight over them
+        settings = replace(settings, kernel_threads=max(1, (os.cpu_count() or 1) // jobs))
+    results = []
+    with (
+        judge.JudgeServer() as judges,
+        ThreadPoolExecutor(max_workers=jobs) as pool,
+        tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress) as bar,
+    ):
+        if settings.judge_socket is None:
+            settings = replace(settings, judge_socket=judges.path)
+        futures = [pool.submit(grade_one, settings, s, a) for s, a in todo]
+        for future in as_completed(futures):
+            result = future.result()
+            results.append(result)
+            bar.set_postfix_str(f"{result.student}/{result.assignment} {result.status}")
+            bar.update(1)
+    results.sort(key=lambda r: (r.student, r.assignment))
+    write_report(results, settings.root / "autograded" / "grading_report.csv")
+    return results
+
+
+def sandbox_setting(mode: str) -> tuple[bool, str]:
+    """Resolve ``--sandbox auto|on|off`` to (enabled, a sentence for the grader)."""
+    if mode == "off":
+        return False, "sandbox: OFF (requested) -- student code runs with your permissions"
+    reason = sandbox.probe()
+    if reason is None:
+        return True, "sandbox: on (bubblewrap: no network, course folder hidden, memory/CPU limits)"
+    if mode == "on":
+        raise SystemExit(f"sandbox requested but unavailable: {reason}")
+    return False, f"sandbox: UNAVAILABLE ({reason}) -- student code runs unsandboxed"

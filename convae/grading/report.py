@@ -1,0 +1,37 @@
+"""The per-submission report: what was graded, what was repaired, what failed and why."""
+
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class JobResult:
+    student: str
+    assignment: str
+    ok: bool = True
+    flags: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return "failed" if not self.ok else "repaired" if self.flags else "ok"
+
+
+def write_report(results: list[JobResult], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "assignment", "status", "seconds", "flags"])
+        for r in results:
+            writer.writerow([r.student, r.assignment, r.status, f"{r.seconds:.1f}", " | ".join(r.flags)])
+
+
+def last_error_line(stderr: str) -> str:
+    """The most telling line of nbgrader's log: the last exception raised, else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    exceptions = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Exit)\b", line)]
+    return (exceptions or lines or ["no output"])[-1][:300]
