@@ -8,8 +8,8 @@ Two kinds of checks, and the README's threat model names them:
 - *enforced*: computed in the judge from values (``listed`` of values, ``type_name``,
   ``numerical_gradient``): the student's code can only give wrong values;
 - *best-effort*: facts only the student's process can observe (``is_instance``, ``autograd``,
-  ``parameter_gradients``, ``torch_function_calls``, ``manual_seed``, ``rng_state``); the
-  student's code could change what that process reports.
+  ``parameter_gradients``, ``torch_function_calls``, ``modified_arguments``, ``manual_seed``,
+  ``rng_state``); the student's code could change what that process reports.
 
 Best-effort helpers take the student's object itself (a handle), not a function of the test's
 that wraps it: the probe must run where the student's object lives.
@@ -108,6 +108,12 @@ def torch_function_calls(fn, *args, **kwargs):
     """``(result, calls)``: the torch functions ``fn`` went through (best-effort, see ``probes``)."""
     result, calls = _run_probe("torch_function_calls", fn, list(args), kwargs)
     return result, [tuple(c) for c in calls]
+
+
+def modified_arguments(fn, *args, **kwargs):
+    """``(result, modified)``: which tensor arguments ``fn`` changed in place (best-effort)."""
+    result, modified = _run_probe("modified_arguments", fn, list(args), kwargs)
+    return result, list(modified)
 
 
 def manual_seed(seed: int) -> None:

@@ -84,7 +84,7 @@ class ResilientExecute(Execute):
         cell.outputs = [nbformat.from_dict(output) for output in verdict.outputs()]
         cell.execution_count = None
         if verdict.fault:
-            self.flag(f"{cell_id}: {verdict.evalue}")
+            self.flag(f"{cell_id}: {verdict.ename}: {verdict.evalue}")
         if verdict.test_error:
             self.flag(f"{cell_id}: the test cell itself failed ({verdict.test_error}): tell the instructor")
         if lost is not None:

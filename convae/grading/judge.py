@@ -35,7 +35,19 @@ from pathlib import Path
 
 from convae.grading import proxy, wire
 
-PRELOAD = ("numpy", "torch", "matplotlib", "safetensors.torch", "convae.grading.checks")
+# What the notebooks' imports cells import, loaded once in the server rather than in every judge.
+PRELOAD = (
+    "numpy",
+    "torch",
+    "matplotlib",
+    "safetensors.torch",
+    "convae.grading.checks",
+    "convae.data",
+    "convae.training",
+    "convae.plotting",
+    "convae.pretrained",
+    "convae.summary",
+)
 CONNECT_SECONDS = 30  # from a test's start until the kernel's agent must have connected
 IDLE_SECONDS = 120
 EVALUE_CHARS = 2000

@@ -198,6 +198,10 @@ def report_exits(kernels: dict[socket.socket, int]) -> None:
 def main(argv: list[str]) -> None:
     path = Path(argv[1])
     own_namespace = "--own-pid-namespace" in argv[2:]
+    if "--die-with-parent" in argv[2:]:  # unsandboxed; in the sandbox bubblewrap does this
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
     set_dumpable(False)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path.unlink(missing_ok=True)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import convae
@@ -42,6 +43,9 @@ class Settings:
     job_timeout: int = 3600  # a whole submission; a stuck job must not hold the class forever
     kernel_threads: int | None = None  # torch/OpenMP threads per kernel; None: cores / jobs
     judge_socket: Path | None = None  # the run's judge server; None: grade_class starts one
+    # More nbgrader settings for every job (e.g. the benchmark's in-kernel baseline), as traitlets
+    # sections: {"Autograde": {"autograde_preprocessors": [...]}}.
+    nbgrader_overrides: dict = field(default_factory=dict, compare=False)
 
 
 def install_grading_kernel(root: Path) -> Path:
@@ -74,6 +78,8 @@ def worker_overrides(settings: Settings, runtime: Path) -> dict:
     # IPC sockets (a sandbox has no loopback) need an absolute prefix: client and kernel run in
     # different folders.
     overrides["KernelManager"] = {"transport": "ipc", "ip": str(runtime / "kernel")}
+    for section, values in settings.nbgrader_overrides.items():
+        overrides.setdefault(section, {}).update(values)
     return overrides
 
 
@@ -223,7 +229,7 @@ def grade_class(
         settings = replace(settings, kernel_threads=max(1, (os.cpu_count() or 1) // jobs))
     results = []
     with (
-        judge.JudgeServer() as judges,
+        judge.JudgeServer() if settings.judge_socket is None else contextlib.nullcontext() as judges,
         ThreadPoolExecutor(max_workers=jobs) as pool,
         tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress) as bar,
     ):

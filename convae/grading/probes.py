@@ -19,6 +19,7 @@ __all__ = [
     "autograd",
     "parameter_gradients",
     "torch_function_calls",
+    "modified_arguments",
     "manual_seed",
     "rng_state",
     "squared_error_sum",
@@ -116,6 +117,24 @@ def _describe_call(func, args, kwargs):
     if name.split(".")[0] in ("convolution", "_convolution"):
         transposed = bool(kwargs.get("transposed", args[6] if len(args) > 6 else False))
     return (name, owner if isinstance(owner, str) else None, makes_grad, transposed)
+
+
+def modified_arguments(fn, args, kwargs):
+    """``(result, modified)``: the positions and keywords of tensor arguments ``fn`` changed in place."""
+    import torch
+
+    def plain(tensor):
+        return torch.Tensor.as_subclass(tensor, torch.Tensor).detach()
+
+    given = {**dict(enumerate(args)), **(kwargs or {})}
+    before = {key: plain(value).clone() for key, value in given.items() if isinstance(value, torch.Tensor)}
+    result = fn(*args, **(kwargs or {}))
+    modified = [
+        key
+        for key, saved in before.items()
+        if plain(given[key]).shape != saved.shape or not torch.equal(plain(given[key]), saved)
+    ]
+    return result, modified
 
 
 def manual_seed(seed):

@@ -21,13 +21,29 @@ class JobResult:
         return "failed" if not self.ok else "repaired" if self.flags else "ok"
 
 
+COLUMNS = ["student", "assignment", "status", "seconds", "flags"]
+
+
 def write_report(results: list[JobResult], path: Path) -> None:
+    """Write this run's rows; rows of submissions this run did not grade are kept."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    if path.exists():
+        with open(path, newline="") as f:
+            rows = {(row["student"], row["assignment"]): row for row in csv.DictReader(f)}
+    for r in results:
+        rows[(r.student, r.assignment)] = dict(
+            zip(
+                COLUMNS,
+                [r.student, r.assignment, r.status, f"{r.seconds:.1f}", " | ".join(r.flags)],
+                strict=True,
+            )
+        )
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "assignment", "status", "seconds", "flags"])
-        for r in results:
-            writer.writerow([r.student, r.assignment, r.status, f"{r.seconds:.1f}", " | ".join(r.flags)])
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        for key in sorted(rows):
+            writer.writerow({column: rows[key].get(column, "") for column in COLUMNS})
 
 
 def last_error_line(stderr: str) -> str:

@@ -50,13 +50,18 @@ PR_SET_PDEATHSIG = 1
 
 
 def bwrap_arguments(
-    hide: Path, writable: list[Path], readable: list[Path], shown_as: dict[Path, Path] | None = None
+    hide: Path,
+    writable: list[Path],
+    readable: list[Path],
+    shown_as: dict[Path, Path] | None = None,
+    die_with_parent: bool = False,
 ) -> list[str]:
     """The bwrap command line up to (not including) the program to run.
 
     ``writable`` and ``readable`` folders appear at their own paths; each ``shown_as`` target
-    path shows the contents of its (writable) source folder instead of its own.
-    No ``--die-with-parent``: the kernel server it runs outlives the launcher that started it.
+    path shows the contents of its (writable) source folder instead of its own. With
+    ``die_with_parent`` the sandbox, and everything in it, ends with the process that started it
+    (the grading worker); a server a kernel launcher starts must outlive that launcher.
     """
     shown_as = shown_as or {}
     for path in [*writable, *shown_as]:
@@ -70,6 +75,7 @@ def bwrap_arguments(
         args += ["--bind", str(path), str(path)]
     for target, source in shown_as.items():
         args += ["--bind", str(source), str(target)]
+    args += ["--die-with-parent"] if die_with_parent else []
     return args + ["--unshare-net", "--unshare-ipc", "--unshare-pid", "--cap-drop", "ALL", "--"]
 
 
@@ -106,11 +112,11 @@ def set_limits() -> None:
     limit(resource.RLIMIT_FSIZE, "CONVAE_SANDBOX_FILE_SIZE", DEFAULT_FILE_SIZE)
 
 
-def server_command(workdir: Path, runtime: Path) -> list[str]:
+def server_command(workdir: Path, runtime: Path, die_with_parent: bool = False) -> list[str]:
     """The kernel server of one grading job, inside the sandbox when one is asked for."""
     server = [sys.executable, "-m", "convae.grading.kernel_server", str(runtime / SERVER_SOCKET)]
     if not sandboxed():
-        return server
+        return server + (["--die-with-parent"] if die_with_parent else [])
     hide = Path(os.environ["CONVAE_SANDBOX_HIDE"]).resolve()
     # Kernels may write their working folder and the folder of their IPC sockets, nothing else.
     readable = readable_paths()
@@ -121,7 +127,8 @@ def server_command(workdir: Path, runtime: Path) -> list[str]:
     # the kernel of the next notebook must not read it.
     scratch = working_copy(runtime)
     shown = {workdir: scratch}
-    return [*bwrap_arguments(hide, [runtime], readable, shown), *server, "--own-pid-namespace"]
+    sandbox = bwrap_arguments(hide, [runtime], readable, shown, die_with_parent)
+    return [*sandbox, *server, "--own-pid-namespace"]
 
 
 def working_copy(runtime: Path) -> Path:
@@ -144,33 +151,54 @@ def try_connect(path: Path) -> socket.socket | None:
     return sock
 
 
-def connect_to_server(workdir: Path, runtime: Path) -> socket.socket:
-    """A connection to the job's kernel server; the first launcher of a job starts it."""
+def start_server(workdir: Path, runtime: Path, die_with_parent: bool = False) -> subprocess.Popen:
+    """Start the job's kernel server and wait until its socket accepts connections.
+
+    The grading worker starts it before nbgrader runs, so that its imports overlap nbgrader's
+    (``die_with_parent``: it ends with the worker); a kernel launcher starts one when none runs.
+    """
     path = runtime / SERVER_SOCKET
-    with open(runtime / "kernel-server.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    log = open(runtime / "kernel-server.log", "ab")  # noqa: SIM115 -- the server's whole life
+    env = dict(os.environ)
+    env.setdefault("MPLCONFIGDIR", str(runtime / "matplotlib"))  # home is read-only in the sandbox
+    server = subprocess.Popen(
+        server_command(workdir, runtime, die_with_parent),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,  # the kernel manager kills the launcher's group, not the server
+    )
+    deadline = time.monotonic() + SERVER_START_SECONDS
+    while (sock := try_connect(path)) is None:
+        if server.poll() is not None:
+            raise RuntimeError(f"the kernel server exited ({server.returncode}): see {log.name}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the kernel server did not start: see {log.name}")
+        time.sleep(0.02)
+    sock.close()
+    return server
+
+
+def server_lock(runtime: Path):
+    """Held while a server is found or started: one server per job."""
+    lock = open(runtime / "kernel-server.lock", "w")  # noqa: SIM115 -- closed by the caller's with
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return lock
+
+
+def connect_to_server(workdir: Path, runtime: Path) -> socket.socket:
+    """A connection to the job's kernel server, started here if none runs yet."""
+    path = runtime / SERVER_SOCKET
+    with server_lock(runtime):
         sock = try_connect(path)
         if sock is not None:
             return sock
-        log = open(runtime / "kernel-server.log", "ab")
-        env = dict(os.environ)
-        env.setdefault("MPLCONFIGDIR", str(runtime / "matplotlib"))  # home is read-only in the sandbox
-        server = subprocess.Popen(
-            server_command(workdir, runtime),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,  # the kernel manager kills the launcher's group, not the server
-        )
-        deadline = time.monotonic() + SERVER_START_SECONDS
-        while (sock := try_connect(path)) is None:
-            if server.poll() is not None:
-                raise RuntimeError(f"the kernel server exited ({server.returncode}): see {log.name}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the kernel server did not start: see {log.name}")
-            time.sleep(0.02)
+        server = start_server(workdir, runtime)
         server.returncode = 0  # it runs on alone; do not warn that it is still running
+        sock = try_connect(path)
+        if sock is None:
+            raise RuntimeError("the kernel server stopped as soon as it started")
         return sock
 
 

@@ -347,7 +347,13 @@ class Channel:
             reply, values = self.serve(message, blob)
         finally:
             self._nesting -= 1
-        self.send({"reply": message["id"], **reply}, values)
+        try:
+            document, blob = self.codec.encode_message({"reply": message["id"], **reply}, values)
+        except Exception as error:  # noqa: BLE001 -- a result that cannot travel: say so instead
+            refusal = {"reply": message["id"], "error": describe_error(error)}
+            document, blob = self.codec.encode_message(refusal, {})
+        self._settimeout()
+        send_frame(self.sock, document, blob)
 
 
 # --- errors as data ---------------------------------------------------------------------------
