@@ -272,6 +272,25 @@ def conv_transpose2d(x, weight, stride=1, padding=0, output_padding=0):
     return canvas[:, :, p[0] : full[0] - p[0], p[1] : full[1] - p[1]]
 
 
+@catalogue.wrong("test_conv_transpose2d_no_shortcuts", "dilates the input in place, overwriting x")
+def conv_transpose2d(x, weight, stride=1, padding=0, output_padding=0):
+    s_h, s_w = (stride, stride) if isinstance(stride, int) else stride
+    p_h, p_w = (padding, padding) if isinstance(padding, int) else padding
+    o_h, o_w = (output_padding, output_padding) if isinstance(output_padding, int) else output_padding
+    n, c_in, h, w = x.shape
+    _, c_out, k_h, k_w = weight.shape
+    stamps = torch.einsum("nihw,iokl->noklhw", x, weight)
+    full_h, full_w = (h - 1) * s_h + k_h + o_h, (w - 1) * s_w + k_w + o_w
+    canvas = x.new_zeros(n, c_out, full_h, full_w)
+    for a in range(k_h):
+        for b in range(k_w):
+            canvas[:, :, a : a + (h - 1) * s_h + 1 : s_h, b : b + (w - 1) * s_w + 1 : s_w] += stamps[
+                :, :, a, b
+            ]
+    x.mul_(0)  # "frees" the input: the caller's tensor is gone
+    return canvas[:, :, p_h : full_h - p_h, p_w : full_w - p_w]
+
+
 @catalogue.wrong("test_conv_transpose2d_no_shortcuts", "calls F.conv_transpose2d")
 def conv_transpose2d(x, weight, stride=1, padding=0, output_padding=0):
     return F.conv_transpose2d(x, weight, stride=stride, padding=padding, output_padding=output_padding)
