@@ -86,7 +86,9 @@ def spawn(server: Path, cells, agent: str, token: str, seed: int) -> int:
     """Ask the server for a student process; returns its pid."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(str(server))
-        sock.sendall((json.dumps({"cells": cells, "agent": agent, "token": token, "seed": seed}) + "\n").encode())
+        sock.sendall(
+            (json.dumps({"cells": cells, "agent": agent, "token": token, "seed": seed}) + "\n").encode()
+        )
         return int(sock.makefile().readline())
 
 

@@ -1,7 +1,9 @@
 """Autograder test cells follow nbgrader's rules (DESIGN.md, "Grading rules").
 
-nbgrader scores a test cell 0 when it writes to stderr, and takes a trailing bare expression's
-value as the score: both are checked statically here and dynamically on the graded example class.
+In a student's own kernel (self-check, ``nbgrader validate``) nbgrader scores a test cell 0 when it
+writes to stderr, and takes a trailing bare expression's value as the score. At grading the judge
+writes the cell's outputs, but the visible part still runs in students' kernels: both rules are
+checked statically here, and the graded example class shows clean test cells.
 """
 
 import ast

@@ -10,7 +10,8 @@ import pytest
 from conftest import REPO, copy_course
 from test_release import source_secrets
 
-from convae import course, grading, notebooks, sandbox
+from convae import course, notebooks
+from convae.grading import canonicalise, commands, pipeline, report, sandbox
 
 RELEASE = REPO / "release" / "ps1" / "conv_arithmetic.ipynb"
 
@@ -28,7 +29,7 @@ def find(nb, grade_id):
 
 
 def test_untouched_release_needs_no_repair():
-    out, repairs = grading.canonicalise(release(), release())
+    out, repairs = canonicalise.canonicalise(release(), release())
     assert repairs == [] and ids(out) == ids(release())
 
 
@@ -37,7 +38,7 @@ def test_deleted_cells_come_back_in_place():
     student.cells = [
         c for c in student.cells if notebooks.grade_id(c) not in ("td2_q1", "test_dense_param_count")
     ]
-    out, repairs = grading.canonicalise(release(), student)
+    out, repairs = canonicalise.canonicalise(release(), student)
     assert ids(out) == ids(release())
     assert sorted(repairs) == ["deleted cell td2_q1 restored", "deleted cell test_dense_param_count restored"]
 
@@ -47,7 +48,7 @@ def test_answers_kept_and_scratch_cells_stay_where_the_student_put_them():
     find(student, "dense_param_count").source = "def dense_param_count(a, b, bias=False):\n    return 1"
     index = ids(student).index("dense_param_count")
     student.cells.insert(index, nbformat.v4.new_code_cell("helper = 3"))
-    out, repairs = grading.canonicalise(release(), student)
+    out, repairs = canonicalise.canonicalise(release(), student)
     assert repairs == []
     assert find(out, "dense_param_count").source.endswith("return 1")
     position = [c.source for c in out.cells].index("helper = 3")
@@ -61,7 +62,7 @@ def test_duplicates_edits_and_type_changes_are_repaired():
     student.cells.append(copy.deepcopy(find(student, "dense_param_count")))
     answer = find(student, "conv2d_output_size")
     answer.cell_type = "markdown"
-    out, repairs = grading.canonicalise(release(), student)
+    out, repairs = canonicalise.canonicalise(release(), student)
     assert find(out, "test_conv2d_param_count").source == find(release(), "test_conv2d_param_count").source
     assert find(out, "conv2d_output_size").cell_type == "code"
     assert ids(out) == ids(release())
@@ -78,20 +79,20 @@ def test_sandbox_never_exposes_the_hidden_folder():
 
 def test_parallel_kernels_share_the_cores(tmp_path, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    settings = grading.Settings(tmp_path, sandbox=False, kernel_threads=1)
-    env = grading.worker_environment(settings, tmp_path / "runtime", tmp_path / "staged")
+    settings = pipeline.Settings(tmp_path, sandbox=False, kernel_threads=1)
+    env = pipeline.worker_environment(settings, tmp_path / "runtime", tmp_path / "staged")
     assert env["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")  # the grader's own choice wins
-    assert grading.worker_environment(settings, tmp_path, tmp_path)["OMP_NUM_THREADS"] == "3"
+    assert pipeline.worker_environment(settings, tmp_path, tmp_path)["OMP_NUM_THREADS"] == "3"
 
 
 def test_grading_says_plainly_when_there_is_no_sandbox(monkeypatch):
     monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
-    enabled, note = grading.sandbox_setting("auto")
+    enabled, note = pipeline.sandbox_setting("auto")
     assert not enabled and "UNAVAILABLE" in note and "bwrap" in note
     with pytest.raises(SystemExit):
-        grading.sandbox_setting("on")
-    assert grading.sandbox_setting("off")[0] is False
+        pipeline.sandbox_setting("on")
+    assert pipeline.sandbox_setting("off")[0] is False
 
 
 def test_feedback_hides_hidden_tests_but_names_the_failed_check(graded_course):
@@ -112,8 +113,8 @@ def test_feedback_hides_hidden_tests_but_names_the_failed_check(graded_course):
 
 def test_grading_twice_gives_identical_grades(graded_course):
     before = course.notebook_grades(graded_course)
-    settings = grading.Settings(graded_course, sandbox=grading.sandbox.probe() is None)
-    results = grading.grade_class(settings, students=["example-wrong", "example-partial"], progress=False)
+    settings = pipeline.Settings(graded_course, sandbox=sandbox.probe() is None)
+    results = pipeline.grade_class(settings, students=["example-wrong", "example-partial"], progress=False)
     assert all(r.ok for r in results)
     assert course.notebook_grades(graded_course) == before
 
@@ -128,15 +129,15 @@ def test_students_are_in_the_gradebook_before_parallel_workers_start(tmp_path, m
     for student in ("ada", "bob"):
         for assignment in ("ps1", "ps2"):
             (root / "submitted" / student / assignment).mkdir(parents=True)
-    settings = grading.Settings(root, sandbox=False)
+    settings = pipeline.Settings(root, sandbox=False)
 
     def grade_one(settings, student, assignment):
-        with Gradebook(course.gradebook_url(settings.root, settings.db_url)) as gradebook:
+        with Gradebook(commands.gradebook_url(settings.root, settings.db_url)) as gradebook:
             gradebook.find_student(student)  # raises MissingEntry when absent
-        return grading.JobResult(student, assignment)
+        return report.JobResult(student, assignment)
 
-    monkeypatch.setattr(grading, "grade_one", grade_one)
-    results = grading.grade_class(settings, jobs=2, progress=False)
+    monkeypatch.setattr(pipeline, "grade_one", grade_one)
+    results = pipeline.grade_class(settings, jobs=2, progress=False)
     assert [(r.student, r.assignment) for r in results] == [
         ("ada", "ps1"),
         ("ada", "ps2"),
@@ -161,7 +162,7 @@ def test_a_locked_gradebook_is_graded_again_once(tmp_path, monkeypatch):
     root = copy_course(tmp_path / "course")
     shutil.copytree(REPO / "release", root / "release")
     (root / "submitted" / "ada" / "ps2").mkdir(parents=True)
-    monkeypatch.setattr(grading, "run_worker", run_worker)
-    result = grading.grade_one(grading.Settings(root, sandbox=False), "ada", "ps2")
+    monkeypatch.setattr(pipeline, "run_worker", run_worker)
+    result = pipeline.grade_one(pipeline.Settings(root, sandbox=False), "ada", "ps2")
     assert calls == ["ada", "ada"] and result.ok
     assert result.flags[-1] == "gradebook busy, graded again"

@@ -1,4 +1,4 @@
-"""Hostile submissions, graded by the real pipeline (``convae.grading``) in the sandbox.
+"""Hostile submissions, graded by the real pipeline (``convae.grading.pipeline``) in the sandbox.
 
 Every case is the complete, correct ps1/conv_arithmetic submission plus one attack. A complete
 submission earns 13 autograded points (2 more are manual), so each expected score says exactly
@@ -16,7 +16,8 @@ import nbformat
 import pytest
 from conftest import copy_course
 
-from convae import course, grading, notebooks, sandbox
+from convae import course, notebooks
+from convae.grading import pipeline, sandbox
 
 NOTEBOOK = "conv_arithmetic"
 FULL = 13  # autograded points of a correct submission
@@ -251,8 +252,8 @@ def hostile_class(tmp_path_factory):
         if content is not None:
             path.write_bytes(content)
     before = {"source": digest(root / "source"), "gradebook": digest(root / "gradebook.db")}
-    settings = grading.Settings(root, sandbox=True, timeout=TIMEOUT, memory=3 * 2**30)
-    results = grading.grade_class(settings, jobs=2, progress=False)
+    settings = pipeline.Settings(root, sandbox=True, timeout=TIMEOUT, memory=3 * 2**30)
+    results = pipeline.grade_class(settings, jobs=2, progress=False)
     server.shutdown()
     grades = {g.student: g.score for g in course.notebook_grades(root) if g.notebook == NOTEBOOK}
     return root, {r.student: r for r in results}, grades, before

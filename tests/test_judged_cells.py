@@ -45,7 +45,11 @@ def cases():
         nb = notebooks.read(path)
         for cell in nb.cells:
             if notebooks.is_test_cell(cell):
-                yield pytest.param(path, notebooks.grade_id(cell), id=f"{path.parent.name}/{path.stem}:{notebooks.grade_id(cell)}")
+                yield pytest.param(
+                    path,
+                    notebooks.grade_id(cell),
+                    id=f"{path.parent.name}/{path.stem}:{notebooks.grade_id(cell)}",
+                )
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -64,4 +68,6 @@ def test_test_cell_reads_only_what_the_judge_provides(path, test_id):
     source = cells[test_id].source
     for part, text in (("the test cell", source), ("its visible part", notebooks.visible_part(source))):
         unknown = free_names(text) - allowed
-        assert not unknown, f"{part} reads {sorted(unknown)}: not defined by the cell, the imports cell or an answer"
+        assert not unknown, (
+            f"{part} reads {sorted(unknown)}: not defined by the cell, the imports cell or an answer"
+        )

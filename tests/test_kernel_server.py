@@ -1,4 +1,4 @@
-"""The grading kernel and its fork server (``convae.sandbox``, ``convae.kernel_server``).
+"""The grading kernel and its fork server (``convae.grading.sandbox``, ``convae.grading.kernel_server``).
 
 Kernels are started and killed through jupyter_client, as nbgrader does, with and without the
 sandbox. What must hold: each kernel is a fresh fork (nothing one kernel does reaches the
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from jupyter_client import KernelManager
 
-from convae import grading, sandbox
+from convae.grading import pipeline, sandbox
 
 
 @dataclass
@@ -42,7 +42,7 @@ def make_job(tmp_path, monkeypatch):
         runtimes.append(runtime)
         workdir.mkdir(parents=True)
         (root / "gradebook.db").write_text("hidden tests")
-        monkeypatch.setenv("JUPYTER_PATH", str(grading.install_grading_kernel(root)))
+        monkeypatch.setenv("JUPYTER_PATH", str(pipeline.install_grading_kernel(root)))
         env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
         if sandboxed:
             env["CONVAE_SANDBOX_HIDE"] = str(root)
@@ -65,7 +65,7 @@ def sandboxed_job(make_job):
 
 
 def start(job):
-    km = KernelManager(kernel_name=grading.GRADING_KERNEL, transport="ipc", ip=str(job.runtime / "kernel"))
+    km = KernelManager(kernel_name=pipeline.GRADING_KERNEL, transport="ipc", ip=str(job.runtime / "kernel"))
     km.start_kernel(env=job.env, cwd=str(job.workdir))
     kc = km.client()
     kc.start_channels()
@@ -124,7 +124,7 @@ def test_a_kernel_that_exits_is_seen_dead(job):
 
 def test_a_killed_launcher_takes_its_kernel_down(job):
     km, kc = start(job)
-    beat = job.workdir / "heartbeat"
+    beat = job.runtime / "heartbeat"  # the runtime folder is the same inside the sandbox and out
     run(
         kc,
         "import threading, time, pathlib\n"
@@ -176,6 +176,23 @@ def processes_running(argument: str) -> bool:
         except OSError:
             pass
     return False
+
+
+def test_sandboxed_kernels_work_in_a_copy_of_the_submission_not_the_graded_folder(sandboxed_job, tmp_path):
+    # nbgrader writes each graded notebook, hidden tests restored, into the autograded folder:
+    # the next notebook's kernel must not find it there.
+    job = sandboxed_job
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "notes.txt").write_text("the student's own file")
+    job.env["CONVAE_SUBMISSION_DIR"] = str(staged)
+    km, kc = start(job)
+    (job.workdir / "graded.ipynb").write_text("### BEGIN HIDDEN TESTS")  # as nbgrader writes it
+    listing = run(kc, "import os\nprint(sorted(os.listdir('.')), os.getcwd())")
+    assert listing == f"['notes.txt'] {job.workdir}", listing
+    run(kc, "open('written.txt', 'w').write('x')")
+    assert not (job.workdir / "written.txt").exists()
+    stop(km, kc)
 
 
 def test_sandboxed_kernels_cannot_unmount_what_hides_the_course(sandboxed_job):

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, copy_course
 
-from convae import course, grading
+from convae import course
+from convae.grading import pipeline, sandbox
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
 pytestmark = pytest.mark.skipif(
@@ -81,8 +82,8 @@ def test_parallel_grading_with_a_postgresql_gradebook(tmp_path_factory, postgres
             shutil.rmtree(path)
     course.generate_release(root)
     course.build_example_class(root)
-    settings = grading.Settings(root, sandbox=grading.sandbox.probe() is None, db_url=postgres_url)
-    results = grading.grade_class(settings, jobs=2, progress=False)
+    settings = pipeline.Settings(root, sandbox=sandbox.probe() is None, db_url=postgres_url)
+    results = pipeline.grade_class(settings, jobs=2, progress=False)
     assert all(r.ok for r in results), [r.flags for r in results]
     grades = course.notebook_grades(root, postgres_url)
     with open(REPO / "examples" / "expected_grades.csv") as f:

@@ -52,8 +52,28 @@ def source_secrets(path, kinds=("solution", "hidden", "manual", "mark_scheme")):
                     inside = False
                 elif inside:
                     secrets.append(line)
-    # Short or generic lines (a bare `return x`) can legitimately appear elsewhere.
-    return {s.strip() for s in secrets if len(s.strip()) >= 25}
+    # Short or generic lines (a bare `return x`) can legitimately appear elsewhere, and so can a
+    # line that the notebook also shows in the open (a visible check's `except NotImplementedError:`).
+    public = "\n".join(public_lines(path))
+    return {s.strip() for s in secrets if len(s.strip()) >= 25 and s.strip() not in public}
+
+
+def public_lines(path) -> set[str]:
+    """Lines of a source notebook outside solutions, hidden tests and manually graded answers."""
+    public = set()
+    for cell in notebooks.read(path).cells:
+        if notebooks.is_manual_answer(cell):
+            continue
+        source = notebooks.visible_part(cell.source)
+        inside = False
+        for line in source.splitlines():
+            if "BEGIN SOLUTION" in line:
+                inside = True
+            elif "END SOLUTION" in line:
+                inside = False
+            elif not inside:
+                public.add(line.strip())
+    return public
 
 
 def all_source_notebooks():

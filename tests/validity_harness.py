@@ -166,7 +166,7 @@ class Catalogue:
         source = cells[test_id].source
         if seed_offset:
             source = source.replace("manual_seed(", f"manual_seed({seed_offset} + ")
-        seed = zlib.crc32(test_id.encode()) + seed_offset
+        seed = zlib.crc32(test_id.encode()) + seed_offset  # grading seeds the student's process alike
         verdict, error = judge_in_student_process(
             self.student_cells(answers), cells["imports"].source, self.answer_ids(), test_id, source, seed
         )
@@ -211,7 +211,7 @@ def student_server() -> Path:
     return path
 
 
-def judge_in_student_process(cells, imports, student_names, test_id, source, seed):
+def judge_in_student_process(cells, imports, student_names, test_id, source, seed, cell_seconds=CELL_SECONDS):
     """(verdict, the exception the test raised or None): ``source`` judged against ``cells``."""
     folder = Path(tempfile.mkdtemp(prefix="convae-agent-"))
     path = folder / "agent.sock"
@@ -227,7 +227,7 @@ def judge_in_student_process(cells, imports, student_names, test_id, source, see
             if agent is None:
                 raise RuntimeError("the student process never connected")
             notebook_judge = judge.NotebookJudge(imports, student_names)
-            verdict = notebook_judge.run(source, test_id, agent, start + CELL_SECONDS, CELL_SECONDS)
+            verdict = notebook_judge.run(source, test_id, agent, start + cell_seconds, cell_seconds)
             return verdict, notebook_judge.last_error
         finally:
             student_side.kill(pid)

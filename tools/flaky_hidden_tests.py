@@ -1,10 +1,10 @@
 """Run every hidden test over many seeds and report each failure.
 
 Hidden tests reseed themselves, so for seed k every ``manual_seed(s)`` in a test cell becomes
-``manual_seed(s + 1000 k)`` and the global RNGs are seeded with k (as if student code had left
-them anywhere). A statistical check with a 6-standard-error tolerance should then fail a correct
-answer about once in 5e8 runs; a flaky one shows up here. The cells run in-process as in
-``tests/validity_harness.py``.
+``manual_seed(s + 1000 k)``, the student process is seeded with k more than grading would seed
+it, and the judge's global RNGs are seeded with k. A statistical check with a 6-standard-error
+tolerance should then fail a correct answer about once in 5e8 runs; a flaky one shows up here.
+Each run is judged across a process boundary as in ``tests/validity_harness.py``.
 
     .venv/bin/python tools/flaky_hidden_tests.py                   # references, 200 seeds
     .venv/bin/python tools/flaky_hidden_tests.py --correct         # + alternative correct answers
