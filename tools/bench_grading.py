@@ -1,13 +1,15 @@
-"""Grading benchmark: seconds per submission, overhead against plain execution, class throughput.
+"""Grading benchmark: seconds per submission, the judge's cost, class throughput.
 
 In one run, on a scratch copy of the course:
 1. import cost of nbgrader with and without the optional rfc3987_syntax import the worker skips;
 2. kernel start-up to a first optimizer step: a plain ipykernel against one forked by the
-   grading job's kernel server (``convae.kernel_server``), interleaved;
+   grading job's kernel server (``convae.grading.kernel_server``), interleaved;
 3. executing every notebook of one complete submission directly (nbclient, grading mode);
-4. grading that submission alone (canonicalise, sandboxed autograde, feedback), and the ratio;
-5. a class of N complete submissions graded with 1 worker, then with 2.
-Usage: .venv/bin/python tools/bench_grading.py [--class-size 30] [--sandbox auto|off]
+4. grading that submission alone, with the judge and without it (the test cells run in the
+   student's kernel by nbgrader's own Execute, as before the judge), alternating, and the ratios;
+5. a class of N complete submissions graded with each worker count, with the judge and without.
+Usage: .venv/bin/python tools/bench_grading.py [--class-size 30] [--workers 1 2] [--rounds 3]
+       [--sandbox auto|off]
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def kernel_startup_seconds(root: Path, runtime: Path, kernel: str, sandboxed: bo
     """Seconds from asking for a kernel to the end of its first optimizer step."""
     from jupyter_client import KernelManager
 
-    from convae import sandbox
+    from convae.grading import sandbox
 
     workdir = root / "autograded" / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -61,15 +63,15 @@ def kernel_startup_seconds(root: Path, runtime: Path, kernel: str, sandboxed: bo
 def compare_kernel_startup(root: Path, sandboxed: bool, rounds: int = 5) -> None:
     import statistics
 
-    from convae import grading, sandbox
+    from convae.grading import pipeline, sandbox
 
-    os.environ["JUPYTER_PATH"] = str(grading.install_grading_kernel(root))
+    os.environ["JUPYTER_PATH"] = str(pipeline.install_grading_kernel(root))
     runtime = Path(tempfile.mkdtemp(prefix="convae-bench-"))  # short, as Unix socket paths must be
-    kernel_startup_seconds(root, runtime, grading.GRADING_KERNEL, sandboxed)  # starts the server
+    kernel_startup_seconds(root, runtime, pipeline.GRADING_KERNEL, sandboxed)  # starts the server
     plain, forked = [], []
     for _ in range(rounds):  # interleaved, so machine load hits both alike
         plain.append(kernel_startup_seconds(root, runtime, "python3", False))
-        forked.append(kernel_startup_seconds(root, runtime, grading.GRADING_KERNEL, sandboxed))
+        forked.append(kernel_startup_seconds(root, runtime, pipeline.GRADING_KERNEL, sandboxed))
     sandbox.stop_server(runtime)
     shutil.rmtree(runtime)
     p, f = statistics.median(plain), statistics.median(forked)
@@ -101,15 +103,46 @@ def execute_directly(root: Path, student: str) -> float:
     return time.perf_counter() - start
 
 
+# The baseline: nbgrader's own execution in place of the judge's; the rest of the pipeline alike.
+IN_KERNEL = {
+    "Autograde": {
+        "autograde_preprocessors": [
+            "nbgrader.preprocessors.Execute",
+            "nbgrader.preprocessors.IgnorePattern",
+            "nbconvert.preprocessors.ClearMetadataPreprocessor",
+            "nbgrader.preprocessors.LimitOutput",
+            "convae.grading.feedback.TruncateLargeOutputs",
+            "nbgrader.preprocessors.SaveAutoGrades",
+            "nbgrader.preprocessors.AssignLatePenalties",
+            "nbgrader.preprocessors.CheckCellMetadata",
+        ]
+    }
+}
+
+
+def grade_seconds(settings, students, jobs) -> float:
+    from convae.grading import pipeline
+
+    shutil.rmtree(settings.root / "autograded", ignore_errors=True)
+    start = time.perf_counter()
+    results = pipeline.grade_class(settings, jobs=jobs, students=students, progress=False)
+    elapsed = time.perf_counter() - start
+    assert all(r.ok for r in results), [r.flags for r in results if not r.ok]
+    return elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--class-size", type=int, default=30)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds for one submission")
     parser.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
     args = parser.parse_args()
 
-    from convae import course, grading
+    from convae import course
+    from convae.grading import pipeline
 
-    enabled, note = grading.sandbox_setting(args.sandbox)
+    enabled, note = pipeline.sandbox_setting(args.sandbox)
     print(note)
     print(
         f"nbgrader import: {import_seconds(False):.1f} s as installed, "
@@ -126,30 +159,36 @@ def main() -> None:
     notebooks_per_submission = len(list((root / "submitted" / "solo").glob("*/*.ipynb")))
 
     direct = execute_directly(root, "solo")
-    settings = grading.Settings(root, sandbox=enabled)
-    start = time.perf_counter()
-    results = grading.grade_class(settings, jobs=1, students=["solo"], progress=False)
-    graded = time.perf_counter() - start
-    assert all(r.ok for r in results), [r.flags for r in results]
-    print(
-        f"one complete submission ({notebooks_per_submission} notebooks): executed directly {direct:.1f} s, "
-        f"graded {graded:.1f} s (ratio {graded / direct:.2f})"
+    judged = pipeline.Settings(root, sandbox=enabled)
+    # The baseline starts no judge server (it would never be asked anything).
+    in_kernel = pipeline.Settings(
+        root, sandbox=enabled, nbgrader_overrides=IN_KERNEL, judge_socket=Path(os.devnull)
     )
+    with_judge, without = [], []
+    for _ in range(args.rounds):  # alternating, so that the machine's load falls on both alike
+        with_judge.append(grade_seconds(judged, ["solo"], 1))
+        without.append(grade_seconds(in_kernel, ["solo"], 1))
+    best_with, best_without = min(with_judge), min(without)
+    print(f"one complete submission ({notebooks_per_submission} notebooks), best of {args.rounds}:")
+    print(f"  executed directly {direct:.1f} s")
+    print(f"  graded with the judge {best_with:.1f} s, test cells in the kernel {best_without:.1f} s")
+    print(f"  judge / in-kernel {best_with / best_without:.2f}, judge / direct {best_with / direct:.2f}")
 
     students = [f"s{i:02d}" for i in range(args.class_size)]
     for student in students:
         course.build_submission_for_all(root, student, course.SOLUTION)
-    for jobs in (1, 2):
-        shutil.rmtree(root / "autograded", ignore_errors=True)
-        start = time.perf_counter()
-        results = grading.grade_class(settings, jobs=jobs, students=students, progress=False)
-        elapsed = time.perf_counter() - start
-        failed = sum(not r.ok for r in results)
-        print(
-            f"class of {len(students)} with {jobs} worker(s): {elapsed:.0f} s, "
-            f"{elapsed / len(students):.1f} s per submission, {len(students) * 60 / elapsed:.1f} per minute"
-            f"{f', {failed} FAILED' if failed else ''}"
-        )
+    for jobs in args.workers:
+        seconds = {
+            "judge": grade_seconds(judged, students, jobs),
+            "in-kernel": grade_seconds(in_kernel, students, jobs),
+        }
+        for name, elapsed in seconds.items():
+            per_minute = len(students) * 60 / elapsed
+            print(
+                f"class of {len(students)}, {jobs} worker(s), {name}: {elapsed:.0f} s, "
+                f"{elapsed / len(students):.1f} s per submission, {per_minute:.1f} per minute"
+            )
+        print(f"  judge / in-kernel with {jobs} worker(s): {seconds['judge'] / seconds['in-kernel']:.2f}")
     shutil.rmtree(root, ignore_errors=True)
 
 
