@@ -138,12 +138,13 @@ for pid in os.listdir('/proc'):
 """
 READ_GRADED_SIBLING = """
 import pathlib
+marker = 'BEGIN ' + 'HIDDEN TESTS'  # built here, so that this cell's own notebook does not hold it
 for path in [pathlib.Path.cwd() / 'conv_arithmetic.ipynb', *pathlib.Path.cwd().parent.rglob('*.ipynb')]:
     try:
         text = path.read_text()
     except OSError:
         continue
-    if 'BEGIN HIDDEN TESTS' in text:
+    if marker in text:
         print('LEAKED HIDDEN TESTS', path)
         print(text)
 """

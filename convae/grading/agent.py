@@ -88,7 +88,7 @@ class Agent:
         op = message.get("op")
         if op == "done":
             self.done = True
-            return {"value": None}, {}
+            return {}, {}
         outer, self.codec.generators = self.codec.generators, []  # requests nest through callbacks
         try:
             values = self.codec.decode_message(message, blob, ["target", "args", "kwargs", "value"])

@@ -33,7 +33,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Integer
 
 from convae import notebooks
-from convae.grading import judge, sandbox
+from convae.grading import judge, sandbox, wire
 
 JUDGE_SOCKET = "CONVAE_JUDGE_SOCKET"  # the class's judge server, set by the pipeline
 FLAGS_FILE = "CONVAE_GRADING_FLAGS"  # where this job's flags go (outside the sandbox)
@@ -119,7 +119,13 @@ class ResilientExecute(Execute):
             await asyncio.wait({verdict_future, kernel_task}, return_when=asyncio.FIRST_COMPLETED)
             if kernel_task.done() and not verdict_future.done():
                 client.abort()  # the kernel finished (or died) without being asked anything
-            verdict = await verdict_future
+            try:
+                verdict = await verdict_future
+            except (OSError, EOFError, ValueError, wire.ProtocolError) as error:  # the judge failed: our bug
+                self._judge = None  # the next test cell gets a fresh judge
+                client.close()
+                message = f"the grader's judge failed ({type(error).__name__}: {error})"
+                verdict = judge.Verdict(False, "GradingError", message, test_error=message)
             if not kernel_task.done():
                 done, _ = await asyncio.wait({kernel_task}, timeout=GRACE_SECONDS)
                 if not done:  # still inside the student's code, e.g. after a timeout
