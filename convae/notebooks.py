@@ -100,30 +100,27 @@ SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
-def visible_part(source: str) -> str:
-    """A test cell as students get it: the hidden-test regions removed, as nbgrader removes them."""
-    kept, hidden = [], False
+def split_hidden_tests(source: str) -> tuple[list[str], list[str]]:
+    """(visible lines, hidden lines) of a test cell, split as nbgrader splits them."""
+    visible, hidden, inside = [], [], False
     for line in source.splitlines():
         if HIDDEN_MARKERS[0] in line:
-            hidden = True
+            inside = True
         elif HIDDEN_MARKERS[1] in line:
-            hidden = False
-        elif not hidden:
-            kept.append(line)
-    return "\n".join(kept)
+            inside = False
+        else:
+            (hidden if inside else visible).append(line)
+    return visible, hidden
+
+
+def visible_part(source: str) -> str:
+    """A test cell as students get it: the hidden-test regions removed."""
+    return "\n".join(split_hidden_tests(source)[0])
 
 
 def hidden_part(source: str) -> list[str]:
     """The lines of a test cell's hidden-test regions."""
-    lines, hidden = [], False
-    for line in source.splitlines():
-        if HIDDEN_MARKERS[0] in line:
-            hidden = True
-        elif HIDDEN_MARKERS[1] in line:
-            hidden = False
-        elif hidden:
-            lines.append(line)
-    return lines
+    return split_hidden_tests(source)[1]
 
 
 def strip_solution_markers(source: str) -> str:

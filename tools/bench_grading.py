@@ -103,21 +103,14 @@ def execute_directly(root: Path, student: str) -> float:
     return time.perf_counter() - start
 
 
-# The baseline: nbgrader's own execution in place of the judge's; the rest of the pipeline alike.
-IN_KERNEL = {
-    "Autograde": {
-        "autograde_preprocessors": [
-            "nbgrader.preprocessors.Execute",
-            "nbgrader.preprocessors.IgnorePattern",
-            "nbconvert.preprocessors.ClearMetadataPreprocessor",
-            "nbgrader.preprocessors.LimitOutput",
-            "convae.grading.feedback.TruncateLargeOutputs",
-            "nbgrader.preprocessors.SaveAutoGrades",
-            "nbgrader.preprocessors.AssignLatePenalties",
-            "nbgrader.preprocessors.CheckCellMetadata",
-        ]
-    }
-}
+def in_kernel_overrides() -> dict:
+    """The baseline: nbgrader's own Execute in place of the judge's; the course's other steps alike."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    steps = list(config.Autograde.autograde_preprocessors)
+    steps[steps.index("convae.grading.execute.ResilientExecute")] = "nbgrader.preprocessors.Execute"
+    return {"Autograde": {"autograde_preprocessors": steps}}
 
 
 def grade_seconds(settings, students, jobs) -> float:
@@ -162,7 +155,7 @@ def main() -> None:
     judged = pipeline.Settings(root, sandbox=enabled)
     # The baseline starts no judge server (it would never be asked anything).
     in_kernel = pipeline.Settings(
-        root, sandbox=enabled, nbgrader_overrides=IN_KERNEL, judge_socket=Path(os.devnull)
+        root, sandbox=enabled, nbgrader_overrides=in_kernel_overrides(), judge_socket=Path(os.devnull)
     )
     with_judge, without = [], []
     for _ in range(args.rounds):  # alternating, so that the machine's load falls on both alike

@@ -39,6 +39,10 @@ JUDGE_SOCKET = "CONVAE_JUDGE_SOCKET"  # the class's judge server, set by the pip
 FLAGS_FILE = "CONVAE_GRADING_FLAGS"  # where this job's flags go (outside the sandbox)
 SERVE = "__import__('convae.grading.agent', fromlist=['serve']).serve({path!r}, {token!r}, globals(), {seed})"
 GRACE_SECONDS = 2  # for the kernel to finish serving once the judge has its verdict
+# nbclient's own limit for the serving cell comes this much after the judge's, so that a hang is
+# the judge's timeout (and interrupt), not an interrupt the judge mistakes for a dead kernel.
+SERVING_EXTRA_SECONDS = 15
+SERVING = "convae_serving"  # metadata of the cell that serves a test cell in the kernel
 
 
 class ResilientExecute(Execute):
@@ -112,6 +116,7 @@ class ResilientExecute(Execute):
         )
         seed = zlib.crc32(notebooks.grade_id(cell).encode())
         serving = nbformat.v4.new_code_cell(SERVE.format(path=str(path), token=token, seed=seed))
+        serving.metadata[SERVING] = True
         verdict_future = asyncio.get_running_loop().run_in_executor(None, run_test)
         kernel_task = asyncio.ensure_future(self.async_execute_cell(serving, index, store_history=False))
         lost = None
@@ -139,6 +144,12 @@ class ResilientExecute(Execute):
             path.unlink(missing_ok=True)
             self.nb.cells[index] = cell  # nbclient put the serving cell in its place
         return verdict, lost
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        if timeout and cell is not None and cell.get("metadata", {}).get(SERVING):
+            return timeout + SERVING_EXTRA_SECONDS
+        return timeout
 
     def judge_client(self) -> judge.JudgeClient:
         """This notebook's judge, set up with its imports cell and the names its answers define."""
