@@ -41,3 +41,16 @@ def graded_course(tmp_path_factory):
     root = copy_course(tmp_path_factory.mktemp("course"))
     course.grade_example_class(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server on loopback for the session (skips where there is none)."""
+    postgres_server = load_tool("postgres_server")
+    if postgres_server.UNAVAILABLE is not None:
+        pytest.skip(postgres_server.UNAVAILABLE)
+    server = postgres_server.PostgresServer()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,78 +1,27 @@
 """Parallel grading against a real PostgreSQL gradebook (a throwaway server on loopback).
 
 nbgrader accepts any SQLAlchemy URL; several graders or machines share one PostgreSQL
-gradebook where SQLite would lock. ``.ci/run`` installs Debian's ``postgresql``; the server
-started here listens on 127.0.0.1 only and is stopped at the end.
+gradebook where SQLite would lock (``postgres_server``).
 """
 
 import csv
-import glob
-import os
 import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_course
+from conftest import REPO, copy_course, load_tool
 
 from convae import course
 from convae.grading import pipeline, sandbox
 
-PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
+postgres_server = load_tool("postgres_server")
 pytestmark = pytest.mark.skipif(
-    not PG_BIN or shutil.which("runuser") is None,
-    reason="PostgreSQL server binaries not installed (apt-get install postgresql)",
+    postgres_server.UNAVAILABLE is not None, reason=str(postgres_server.UNAVAILABLE)
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def as_postgres(*cmd, **kwargs):
-    """initdb and postgres refuse to run as root: run them as the postgres user when we are root."""
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run([*prefix, *cmd], check=True, capture_output=True, text=True, **kwargs)
-
-
 @pytest.fixture(scope="module")
-def postgres_url():
-    # Not under pytest's tmp folder: its 0700 parents would lock the postgres user out.
-    data = Path(tempfile.mkdtemp(prefix="convae-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
-    bin_dir = PG_BIN[-1]
-    port = free_port()
-    as_postgres(f"{bin_dir}/initdb", "-D", str(data), "-U", "grader", "--auth=trust", "-E", "UTF8")
-    as_postgres(
-        f"{bin_dir}/pg_ctl",
-        "-D",
-        str(data),
-        "-w",
-        "-l",
-        str(data / "log"),
-        "-o",
-        f"-c listen_addresses=127.0.0.1 -p {port} -k {data}",
-        "start",
-    )
-    try:
-        for _ in range(50):
-            ok = subprocess.run(
-                [f"{bin_dir}/pg_isready", "-h", "127.0.0.1", "-p", str(port)], capture_output=True
-            )
-            if ok.returncode == 0:
-                break
-            time.sleep(0.2)
-        as_postgres(f"{bin_dir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "grader", "gradebook")
-        yield f"postgresql+psycopg://grader@127.0.0.1:{port}/gradebook"
-    finally:
-        as_postgres(f"{bin_dir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(data, ignore_errors=True)
+def postgres_url(postgres):
+    return postgres.database("gradebook")
 
 
 def test_parallel_grading_with_a_postgresql_gradebook(tmp_path_factory, postgres_url):

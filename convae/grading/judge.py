@@ -7,8 +7,9 @@ opaque handles). So the test computes its references with the judge's own torch,
 built and seeded itself, and compares plain values; the student's process sees only the
 arguments of the calls made to it.
 
-Processes: ``python -m convae.grading.judge SOCKET`` is a fork server that imports torch once;
-each grading worker connects and gets a fresh forked judge for its notebooks (``JudgeClient``).
+Processes: ``python -m convae.grading.judge SOCKET`` is a fork server that imports torch once and
+lives as long as the process that started it (a class grading run, or a cluster worker); each
+grading worker connects and gets a fresh forked judge for its notebooks (``JudgeClient``).
 The server lives outside every sandbox; a sandboxed kernel cannot see its processes (its own PID
 namespace), and reaches a judge only through the one socket of a test cell, where everything it
 sends is read as data within limits. Neither the server nor its judges are dumpable.
@@ -49,7 +50,6 @@ PRELOAD = (
     "convae.summary",
 )
 CONNECT_SECONDS = 30  # from a test's start until the kernel's agent must have connected
-IDLE_SECONDS = 120
 EVALUE_CHARS = 2000
 SERVER_SOCKET = "judge.sock"
 
@@ -240,6 +240,7 @@ def preload() -> None:
 
 
 def serve(path: Path) -> None:
+    parent = os.getppid()
     set_dumpable(False)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     path.unlink(missing_ok=True)
@@ -247,9 +248,8 @@ def serve(path: Path) -> None:
     listener.listen(64)
     preload()
     children: set[int] = set()
-    idle_since = time.monotonic()
     try:
-        while True:
+        while os.getppid() == parent:  # the server lives as long as the grading run that started it
             ready, _, _ = select.select([listener], [], [], 0.5)
             if ready:
                 conn, _ = listener.accept()
@@ -263,10 +263,6 @@ def serve(path: Path) -> None:
                 conn.close()
                 children.add(pid)
             children -= reap(children)
-            if children:
-                idle_since = time.monotonic()
-            elif time.monotonic() - idle_since > IDLE_SECONDS:
-                return
     finally:
         path.unlink(missing_ok=True)
 
@@ -314,7 +310,7 @@ class JudgeServer:
 class JudgeClient:
     """A grading worker's connection to its judge (one forked judge per client)."""
 
-    def __init__(self, path: Path, wait_seconds: float = 120):
+    def __init__(self, path: Path, wait_seconds: float = 20):
         deadline = time.monotonic() + wait_seconds
         while True:
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

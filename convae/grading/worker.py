@@ -23,6 +23,7 @@ from convae.grading import sandbox  # noqa: E402
 
 def main(argv: list[str]) -> int:
     root, assignment, student, overrides = Path(argv[1]), argv[2], argv[3], json.loads(argv[4])
+    sandbox.die_with_parent()  # a grading run (or a cluster worker) that is killed takes its jobs along
     server = start_kernel_server(root / "autograded" / student / assignment)
     try:
         return grade(root, assignment, student, overrides)
