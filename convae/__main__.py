@@ -24,6 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
     grade.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: sqlite gradebook.db)")
+    grade.add_argument(
+        "--cluster",
+        metavar="ADDRESS",
+        default=None,
+        help="grade on the Dask cluster whose scheduler is ADDRESS",
+    )
     args = parser.parse_args(argv)
     root = args.root.resolve()
 
@@ -48,9 +54,18 @@ def run_grade(root: Path, args) -> int:
     enabled, note = pipeline.sandbox_setting(args.sandbox)
     print(note)
     settings = pipeline.Settings(root, sandbox=enabled, timeout=args.timeout, db_url=args.db)
-    results = pipeline.grade_class(
-        settings, jobs=args.jobs, students=args.student, assignments=args.assignment
-    )
+    if args.cluster:
+        from convae.grading import cluster
+
+        try:
+            results = cluster.grade_on_cluster(settings, args.cluster, args.student, args.assignment)
+        except cluster.ClusterUnreachable as error:
+            print(f"error: {error}; nothing was graded", file=sys.stderr)
+            return 2
+    else:
+        results = pipeline.grade_class(
+            settings, jobs=args.jobs, students=args.student, assignments=args.assignment
+        )
     print(course.format_grade_table(course.notebook_grades(root, args.db)))
     for r in results:
         if r.flags:

@@ -2,6 +2,7 @@
 
 - ``canonicalise``: each submission rebuilt from the release with the student's answers put back;
 - ``pipeline``: the class, graded one job (student x assignment) per worker process, in parallel;
+- ``cluster``: the same jobs on a Dask distributed cluster of machines;
 - ``worker``: one job in one process (nbgrader's autograde and feedback);
 - ``execute``: nbgrader's execution, where answer cells run in the student's kernel and every
   graded test cell runs in the judge;
