@@ -55,6 +55,25 @@ def test_answers_kept_and_scratch_cells_stay_where_the_student_put_them():
     assert notebooks.grade_id(out.cells[position + 1]) == "dense_param_count"
 
 
+def test_a_written_answer_keeps_its_pasted_images_within_the_size_kept_for_outputs():
+    student = release()
+    answer = find(student, "large_inputs_answer")
+    answer.source = "My sketch: ![growth](attachment:growth.png)"
+    answer["attachments"] = {"growth.png": {"image/png": "iVBORw0KGgo="}}
+    out, repairs = canonicalise.canonicalise(release(), student)
+    assert repairs == []
+    assert find(out, "large_inputs_answer")["attachments"] == answer["attachments"]
+    nbformat.validate(out)
+
+    answer["attachments"] = {"huge.png": {"image/png": "A" * (canonicalise.MAX_ATTACHMENT_CHARS + 1)}}
+    out, repairs = canonicalise.canonicalise(release(), student)
+    assert "attachments" not in find(out, "large_inputs_answer")
+    assert repairs == [
+        f"large_inputs_answer: pasted images of {canonicalise.MAX_ATTACHMENT_CHARS + 1:,} "
+        f"characters dropped (more than {canonicalise.MAX_ATTACHMENT_CHARS:,})"
+    ]
+
+
 def test_duplicates_edits_and_type_changes_are_repaired():
     student = release()
     test_cell = find(student, "test_conv2d_param_count")

@@ -1,10 +1,11 @@
 """Canonical submissions: the release's cells with the student's answers put back.
 
 Each submission is rebuilt from the release into ``.grading/submitted/``: the release's cells in
-the release's order, the student's answer cells put back by ``grade_id``, the student's own
-unmarked cells kept where they were. This repairs what breaks nbgrader (deleted or duplicated
-test cells, changed cell types, edited locked cells) and turns an invalid or missing notebook
-into an unanswered one; every repair is returned as a flag for the report.
+the release's order, the student's answer cells put back by ``grade_id`` (a written answer with
+the images pasted into it), the student's own unmarked cells kept where they were. This repairs
+what breaks nbgrader (deleted or duplicated test cells, changed cell types, edited locked cells)
+and turns an invalid or missing notebook into an unanswered one; every repair is returned as a
+flag for the report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import nbformat
 from convae import notebooks
 
 STAGING = ".grading"
+# Images pasted into a written answer are kept up to the size of a rich output the grader keeps
+# (``feedback.TruncateLargeOutputs.max_data``): they are part of the answer a person marks.
+MAX_ATTACHMENT_CHARS = 2_000_000
 
 
 def canonicalise(release_nb, student_nb) -> tuple[nbformat.NotebookNode, list[str]]:
@@ -40,7 +44,8 @@ def canonicalise(release_nb, student_nb) -> tuple[nbformat.NotebookNode, list[st
             elif cell.cell_type != expected.cell_type:
                 repairs.append(f"{cell_id} changed to {cell.cell_type}: treated as unanswered")
             else:
-                answers[cell_id] = cell.source
+                answers[cell_id] = cell
+                repairs += oversized_attachments(cell, cell_id)
         elif cell_id is None and not notebooks.nbgrader_meta(cell):
             scratch_after.setdefault(last_known, []).append(cell)  # the student's own cell
         else:
@@ -53,7 +58,9 @@ def canonicalise(release_nb, student_nb) -> tuple[nbformat.NotebookNode, list[st
     for cell in out.cells:
         cell_id = notebooks.grade_id(cell)
         if cell_id in answers:
-            cell.source = answers[cell_id]
+            cell.source = answers[cell_id].source
+            if answers[cell_id].get("attachments"):  # images pasted into a written answer
+                cell["attachments"] = copy.deepcopy(answers[cell_id]["attachments"])
         cells.append(cell)
         cells += scratch_after.get(cell_id, [])
     out.cells = cells
@@ -61,6 +68,16 @@ def canonicalise(release_nb, student_nb) -> tuple[nbformat.NotebookNode, list[st
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     return out, repairs
+
+
+def oversized_attachments(cell, cell_id: str) -> list[str]:
+    """Drop a written answer's pasted images beyond the size of a rich output the grader keeps."""
+    attachments = cell.get("attachments") or {}
+    size = sum(len(str(data)) for bundle in attachments.values() for data in bundle.values())
+    if size <= MAX_ATTACHMENT_CHARS:
+        return []
+    cell.pop("attachments")
+    return [f"{cell_id}: pasted images of {size:,} characters dropped (more than {MAX_ATTACHMENT_CHARS:,})"]
 
 
 def staged_submission(root: Path, student: str, assignment: str) -> Path:
