@@ -76,15 +76,18 @@ class DamagedShipment(RuntimeError):
 
 
 def course_version(root: Path) -> str:
-    """A hash of ``source/``, ``release/`` and the ``convae`` package: what decides every grade."""
+    """A hash of ``source/``, ``release/``, ``nbgrader_config.py`` and the ``convae`` package: what
+    decides every grade (the configuration holds the time limits and the late policy)."""
     import convae
 
-    digest = hashlib.sha256()
     package = Path(convae.__file__).resolve().parent
+    files = [(root, root / "nbgrader_config.py")]
     for base, folder in ((root, root / "source"), (root, root / "release"), (package.parent, package)):
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-                digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
+        files += [(base, path) for path in sorted(folder.rglob("*"))]
+    digest = hashlib.sha256()
+    for base, path in files:
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(str(path.relative_to(base)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:16]
 
 
