@@ -57,3 +57,12 @@ c.GenerateFeedback.preprocessors = [
     "convae.grading.feedback.RedactHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Late submissions (convae/review/lms.py; README "Grades for Canvas and Moodle"): applied at
+# autograde from each submission's timestamp.txt and the assignment's due date (nbgrader db
+# assignment add ps1 --duedate="2025-03-01 17:00:00 UTC"), and recomputed from the final score
+# at every LMS export. "none", "zero", or "percent_per_day": that percent of the score per day
+# or part of a day late, capped at the score.
+c.AssignLatePenalties.plugin_class = "convae.review.lms.LatePenalty"
+c.LatePenalty.penalty_method = "none"
+c.LatePenalty.percent_per_day = 10.0
