@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from convae import plotting, training  # noqa: E402
@@ -57,6 +58,54 @@ def test_evaluate_weights_by_batch_size():
     with torch.no_grad():
         expected = float(mse(model, (x, y)))
     assert abs(value - expected) < 1e-5
+
+
+class RecordsMoves(torch.nn.Linear):
+    """A layer that remembers every device it was moved to."""
+
+    def __init__(self):
+        super().__init__(3, 1)
+        self.moves = []
+
+    def to(self, *args, **kwargs):
+        self.moves.append(torch.device(args[0]))
+        return super().to(*args, **kwargs)
+
+
+def test_train_and_evaluate_run_where_the_model_is_or_go_there_and_back():
+    batches = regression_problem()
+    cpu, meta = torch.device("cpu"), torch.device("meta")
+    model = RecordsMoves()
+    training.train(model, lambda: batches, mse, max_steps=2)
+    training.evaluate(model, batches, mse)
+    assert model.moves == [], "without device=, the model stays where it is"
+    model.moves.clear()
+    with training.on_device(model, "meta") as device:
+        assert device == meta and training.model_device(model) == meta
+        model.to_empty(device=cpu)  # meta tensors hold no data to copy back: give them storage
+    assert model.moves == [meta, cpu], "with a device, there and back"
+    assert training.model_device(torch.nn.Linear(2, 2, device="meta")).type == "meta"
+    assert training.model_device(torch.nn.ReLU()).type == "cpu"
+
+
+def test_evaluate_leaves_the_model_in_its_mode():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Dropout(0.5))
+    model.eval()
+    training.evaluate(model, regression_problem(), mse)
+    assert not model.training
+    model.train()
+    training.evaluate(model, regression_problem(), mse)
+    assert model.training
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_a_model_trained_on_the_gpu_comes_back_for_cpu_data():
+    batches = regression_problem()
+    model = torch.nn.Linear(3, 1)
+    training.train(model, lambda: batches, mse, max_steps=3, device="cuda")
+    assert training.evaluate(model, batches, mse, device="cuda") > 0
+    assert training.model_device(model).type == "cpu"
+    model(batches[0][0])  # the data never left the CPU
 
 
 def test_grading_mode_never_picks_cuda(monkeypatch):
