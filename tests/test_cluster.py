@@ -56,10 +56,7 @@ def build_course(path: Path) -> Path:
 
 def checkout(root: Path, target: Path) -> Path:
     """A worker's own copy of the course: what it grades with."""
-    for name in cluster.COURSE_FILES:
-        source = root / name
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / name)
-    return target
+    return cluster.copy_course_files(root, target)
 
 
 class Cluster:

@@ -84,10 +84,7 @@ def main() -> None:
     students = [f"s{i:02d}" for i in range(args.class_size)]
     for student in students:
         course.build_submission_for_all(root, student, course.SOLUTION)
-    checkout = scratch / "worker-checkout"
-    for name in cluster.COURSE_FILES:
-        src = root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, checkout / name)
+    checkout = cluster.copy_course_files(root, scratch / "worker-checkout")
 
     database = postgres_server.PostgresServer()
     port = postgres_server.free_port()

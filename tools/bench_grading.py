@@ -105,10 +105,9 @@ def execute_directly(root: Path, student: str) -> float:
 
 def in_kernel_overrides() -> dict:
     """The baseline: nbgrader's own Execute in place of the judge's; the course's other steps alike."""
-    from traitlets.config.loader import PyFileConfigLoader
+    from convae.grading.commands import course_config
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
-    steps = list(config.Autograde.autograde_preprocessors)
+    steps = list(course_config(REPO).Autograde.autograde_preprocessors)
     steps[steps.index("convae.grading.execute.ResilientExecute")] = "nbgrader.preprocessors.Execute"
     return {"Autograde": {"autograde_preprocessors": steps}}
 

@@ -91,6 +91,15 @@ def course_version(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def copy_course_files(root: Path, target: Path) -> Path:
+    """The files a worker grades with (``COURSE_FILES``), from the course at ``root`` into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in COURSE_FILES:
+        source = root / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target / name)
+    return target
+
+
 def pack(folder: Path) -> bytes:
     """A folder as a gzipped tarball (empty when the folder does not exist)."""
     buffer = io.BytesIO()
@@ -178,9 +187,7 @@ def grade_remote(job: Job) -> dict:
         raise DamagedShipment(f"the files of {job.student}/{job.assignment} arrived damaged")
     scratch = Path(tempfile.mkdtemp(prefix="convae-cluster-job-"))
     try:
-        for name in COURSE_FILES:
-            source = plugin.root / name
-            (shutil.copytree if source.is_dir() else shutil.copy2)(source, scratch / name)
+        copy_course_files(plugin.root, scratch)
         unpack(job.files, scratch / "submitted" / job.student / job.assignment)
         settings = pipeline.Settings(
             scratch,

@@ -21,6 +21,24 @@ def gradebook_url(root: Path, db_url: str | None = None) -> str:
     return db_url or f"sqlite:///{root / 'gradebook.db'}"
 
 
+def course_config(root: Path):
+    """The course's ``nbgrader_config.py`` as a traitlets ``Config``."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def nbgrader_api(root: Path, overrides: dict):
+    """nbgrader's Python API on the course, its configuration with ``overrides`` merged in."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    config = course_config(root)
+    config.merge(Config(overrides))
+    return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+
+
 def nbgrader(root: Path, *args: str) -> subprocess.CompletedProcess:
     """Run an nbgrader subcommand on the course at ``root``; raises when it fails."""
     bin_dir = environment_bin_on_path()

@@ -18,7 +18,7 @@ import json  # noqa: E402
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from convae.grading import sandbox  # noqa: E402
+from convae.grading import commands, sandbox  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -43,14 +43,7 @@ def start_kernel_server(workdir: Path):
 
 
 def grade(root: Path, assignment: str, student: str, overrides: dict) -> int:
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    config.merge(Config(overrides))
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
+    api = commands.nbgrader_api(root, overrides)
     for step, code in (("autograde", 2), ("generate_feedback", 3)):
         kwargs = {"create": True} if step == "autograde" else {}
         result = getattr(api, step)(assignment, student, force=True, **kwargs)

@@ -202,7 +202,7 @@ def verdicts(path: Path) -> dict[str, tuple[str, str]] | None:
     None when there is no readable notebook. The file is parsed, never executed.
     """
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        nb = notebooks.read(path)
     except (OSError, ValueError, KeyError, nbformat.reader.NotJSONError):
         return None
     found = {}

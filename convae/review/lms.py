@@ -541,11 +541,11 @@ def write_csv(path: Path, rows: list[list[str]]) -> None:
 
 def course_config(root: Path) -> Config:
     """The course's ``nbgrader_config.py``: its late policy and any ``CanvasExport`` settings."""
-    from traitlets.config.loader import PyFileConfigLoader
+    from convae.grading.commands import course_config as load_course_config
 
     if not (root / "nbgrader_config.py").is_file():
         raise ExportError(f"{root} is not a course folder: it has no nbgrader_config.py")
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return load_course_config(root)
 
 
 def export_grades(
@@ -653,17 +653,23 @@ def run(root: Path, args: argparse.Namespace) -> int:
 RECORDED = Path("reports") / "lms" / "exports.json"
 
 
+def recorded_exports(root: Path) -> dict:
+    """Output file -> the export that made it (``record_export``)."""
+    path = root / RECORDED
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def record_export(root: Path, fmt: str, roster: Path, out: Path, db_url: str | None, options: dict) -> None:
     """Remember an export made by the command, so that ``refresh_exports`` can make it again when
     marks are imported (one entry per output file, the latest settings win)."""
-    path = root / RECORDED
-    recorded = json.loads(path.read_text()) if path.exists() else {}
+    recorded = recorded_exports(root)
     recorded[str(Path(out).resolve())] = {
         "format": fmt,
         "roster": str(Path(roster).resolve()),
         "db_url": db_url,
         "options": options,
     }
+    path = root / RECORDED
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(recorded, indent=1, sort_keys=True))
 
@@ -671,9 +677,8 @@ def record_export(root: Path, fmt: str, roster: Path, out: Path, db_url: str | N
 def refresh_exports(root: Path, db_url: str | None = None) -> list[str]:
     """Make every recorded export of this gradebook again (after marks were imported); returns a
     line per export: where it went, or why it failed (a failed export leaves its old file)."""
-    path = root / RECORDED
     lines = []
-    for out, entry in (json.loads(path.read_text()) if path.exists() else {}).items():
+    for out, entry in recorded_exports(root).items():
         if entry["db_url"] != db_url:
             continue  # an export of another gradebook
         try:

@@ -802,22 +802,14 @@ def regenerate_feedback(
 ) -> list[str]:
     """nbgrader's feedback for each (student, assignment), with the course's preprocessors (hidden
     tests redacted), in this process; returns a message per failed submission."""
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
     commands.environment_bin_on_path()
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    config.merge(
-        Config(
-            {
-                "CourseDirectory": {"root": str(root), "db_url": commands.gradebook_url(root, db_url)},
-                "Application": {"log_level": "WARN"},
-            }
-        )
+    api = commands.nbgrader_api(
+        root,
+        {
+            "CourseDirectory": {"root": str(root), "db_url": commands.gradebook_url(root, db_url)},
+            "Application": {"log_level": "WARN"},
+        },
     )
-    api = NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
     failures = []
     for student, assignment in submissions:
         result = api.generate_feedback(assignment, student, force=True)
