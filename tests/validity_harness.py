@@ -20,6 +20,7 @@ import atexit
 import contextlib
 import inspect
 import io
+import os
 import secrets
 import socket
 import subprocess
@@ -89,6 +90,8 @@ class Catalogue:
     notebook: str  # "ps1/conv_arithmetic"
     tests: dict[str, list[str]]  # graded name -> grade_ids of the test cells that check it
     setup: list[str] = field(default_factory=lambda: ["imports"])  # cells run before answers
+    # environment variables of the student's process (as grading sets CONVAE_SUBMISSION_DIR)
+    environment: dict[str, str] = field(default_factory=dict)
     correct_variants: list[Variant] = field(default_factory=list)
     wrong_variants: list[Variant] = field(default_factory=list)
     _registered: Counter = field(default_factory=Counter)
@@ -149,7 +152,10 @@ class Catalogue:
     def student_cells(self, answers: dict[str, str]) -> list[tuple[str, str]]:
         """What the student's process runs before a test: setup cells, then every answer."""
         cells = self.cells()
-        out = [(cell_id, cells[cell_id].source) for cell_id in self.setup]
+        out = []
+        if self.environment:
+            out.append(("environment", f"import os\nos.environ.update({self.environment!r})"))
+        out += [(cell_id, cells[cell_id].source) for cell_id in self.setup]
         for answer_id in self.answer_ids():
             out.append((f"answer {answer_id}", answers.get(answer_id, cells[answer_id].source)))
         return out
@@ -179,7 +185,11 @@ class Catalogue:
         namespace: dict = {"__name__": "__main__"}
         stderr = io.StringIO()
         error = None
-        with contextlib.redirect_stderr(stderr), warnings.catch_warnings(record=True) as caught:
+        with (
+            contextlib.redirect_stderr(stderr),
+            warnings.catch_warnings(record=True) as caught,
+            environment_restored(),
+        ):
             warnings.simplefilter("always")  # in a kernel a warning lands on stderr
             try:
                 for name, source in self.student_cells({}):
@@ -190,6 +200,17 @@ class Catalogue:
         for w in caught:
             stderr.write(f"{w.category.__name__}: {w.message}\n")
         return Outcome(error is None and not stderr.getvalue(), error, stderr.getvalue())
+
+
+@contextlib.contextmanager
+def environment_restored():
+    """Undo what a block does to ``os.environ`` (a catalogue's environment, set by its setup)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @cache

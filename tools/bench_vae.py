@@ -103,8 +103,12 @@ def per_image_negative_elbo(model, x) -> torch.Tensor:
 
 
 def notebook_namespace(grade_ids: list[str]) -> dict:
-    """Execute locked cells of source/ps3/vae_models.ipynb; returns their namespace."""
-    return notebooks.run_cells(REPO / "source" / "ps3" / "vae_models.ipynb", grade_ids)
+    """Execute cells of source/ps3/vae_models.ipynb after part 1's answers; returns their namespace."""
+    part1 = notebooks.run_cells(
+        REPO / "source" / "ps3" / "vae_theory.ipynb",
+        ["imports", "reparameterize", "kl_standard_normal", "vae_loss"],
+    )
+    return notebooks.run_cells(REPO / "source" / "ps3" / "vae_models.ipynb", grade_ids, part1)
 
 
 class Trainer:
@@ -177,7 +181,9 @@ def main() -> None:
     test = load_images("fashion_mnist", "test", full=True)
     print(f"data: {train.source}; {test.source}")
 
-    ns = notebook_namespace(["imports", "vae_classes", "loss", "fashion_model", "pixel_model"])
+    ns = notebook_namespace(
+        ["imports", "GaussianEncoder", "VAE", "negative_elbo", "batch_loss", "fashion_model", "pixel_model"]
+    )
     factorised_kwargs = {"latent_dim": 32, "hidden_dim": 256, "channels": (16, 32)}
     racers = [
         ("ours", "ours: gaussian_pixelcnn_fashion(), autoregressive", ns["gaussian_pixelcnn_fashion"], {}),

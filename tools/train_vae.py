@@ -39,9 +39,27 @@ COMPARISON_EPOCHS = 10  # the factorised and the autoregressive decoder of secti
 BETA_EPOCHS = 10
 
 
+# vae_models runs part 1's answers (its load_part1 cell reads the student's vae_theory); the
+# tools run the reference ones from source/ instead.
+PART1_CELLS = ["imports", "kl_standard_normal", "reparameterize", "vae_loss"]
+MODELS_CELLS = [
+    "imports",
+    "GaussianEncoder",
+    "VAE",
+    "negative_elbo",
+    "batch_loss",
+    "fashion_model",
+    "pixel_model",
+]
+
+
 def notebook_namespace(notebook: str, grade_ids: list[str]) -> dict:
-    """Execute the named cells of ``source/ps3/<notebook>.ipynb`` in a fresh namespace."""
-    return notebooks.run_cells(SOURCE / f"{notebook}.ipynb", grade_ids)
+    """Execute the named cells of ``source/ps3/<notebook>.ipynb`` in a fresh namespace (for
+    vae_models, after part 1's answers)."""
+    namespace = (
+        notebooks.run_cells(SOURCE / "vae_theory.ipynb", PART1_CELLS) if notebook == "vae_models" else None
+    )
+    return notebooks.run_cells(SOURCE / f"{notebook}.ipynb", grade_ids, namespace)
 
 
 def full_split(split: str):
@@ -77,7 +95,7 @@ FASHION_MODELS = {
 
 def train_fashion(name: str) -> None:
     """Train one of the vae_models notebook's Fashion-MNIST VAEs and ship its weights as ``name``."""
-    ns = notebook_namespace("vae_models", ["imports", "vae_classes", "loss", "fashion_model", "pixel_model"])
+    ns = notebook_namespace("vae_models", MODELS_CELLS)
     build, epochs = FASHION_MODELS[name]
     train_set, test_set = full_split("train"), full_split("test")
     training.seed_everything(0)

@@ -6,7 +6,8 @@ and the helpers ask the student's process instead.
 
 Two kinds of checks, and the README's threat model names them:
 - *enforced*: computed in the judge from values (``listed`` of values, ``type_name``,
-  ``numerical_gradient``): the student's code can only give wrong values;
+  ``numerical_gradient``, ``parameter_layers``' counts and shapes): the student's code can
+  only give wrong values;
 - *best-effort*: facts only the student's process can observe (``is_instance``, ``autograd``,
   ``parameter_gradients``, ``torch_function_calls``, ``modified_arguments``, ``manual_seed``,
   ``rng_state``); the student's code could change what that process reports.
@@ -134,6 +135,51 @@ def rng_state():
         if session is None
         else session.request("probe", name="rng_state", args=[], kwargs={})
     )
+
+
+def parameter_layers(stage, inputs, kinds=(), what: str = "the model"):
+    """``([(kind, output shape, parameters)], output)``: one row for each module of ``stage`` that
+    owns parameters, in the order the modules run on ``inputs`` (under ``torch.no_grad``).
+
+    Enforced: the parameter counts are made here from the parameters as values, and the output
+    shapes reach the test's forward hooks as values. The kind is the type name the student's code
+    made or, for a subclass of their own, the first of ``kinds`` it is an instance of (best-effort).
+    A forward pass that fails raises AssertionError, naming ``what`` and the input's shape.
+    """
+    import torch
+
+    owned: dict[str, int] = {}
+    for name, parameter in listed(stage.named_parameters(remove_duplicate=False)):
+        owner = name.rpartition(".")[0]
+        owned[owner] = owned.get(owner, 0) + parameter.numel()
+
+    def kind_of(module):
+        name = type_name(module)
+        if name in [cls.__name__ for cls in kinds]:
+            return name
+        return next((cls.__name__ for cls in kinds if is_instance(module, cls)), name)
+
+    records, hooks = [], []
+
+    def recorder(kind, count):
+        def hook(_module, _inputs, output):
+            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
+            records.append((kind, shape, count))
+
+        return hook
+
+    for name, module in listed(stage.named_modules()):
+        if name in owned:
+            hooks.append(module.register_forward_hook(recorder(kind_of(module), owned[name])))
+    try:
+        with torch.no_grad():
+            output = stage(inputs)
+    except Exception as error:  # a crash is a failed check, explained in the student's terms
+        raise AssertionError(f"{what} fails on an input of shape {tuple(inputs.shape)}: {error}") from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return records, output
 
 
 def numerical_gradient(fn, x, eps: float = 1e-6, weights=None):

@@ -27,6 +27,8 @@ import types
 from convae.grading import wire
 
 JUDGE_MODULE = "__judge__"  # the module name of classes and functions test cells define
+# Instructor modules whose functions a test may hand to student code too (checks' forward hooks).
+EXPOSABLE_MODULES = (JUDGE_MODULE, "convae.grading.checks")
 CONTAINER_METHODS = ("__getitem__", "__len__", "__iter__")
 LIST_LIMIT = 100_000
 
@@ -196,7 +198,7 @@ def exposure(value) -> tuple[str, list[str]] | None:
         callable_ = any("__call__" in vars(c) for c in test_classes)
         return "object", (["__call__"] if callable_ else []) + methods
     if isinstance(value, (types.FunctionType, types.MethodType)) and (
-        value.__module__ == JUDGE_MODULE or defined_by_tests(type(getattr(value, "__self__", None)))
+        value.__module__ in EXPOSABLE_MODULES or defined_by_tests(type(getattr(value, "__self__", None)))
     ):
         return "callable", ["__call__"]
     if isinstance(value, (types.BuiltinFunctionType, types.FunctionType)) and (

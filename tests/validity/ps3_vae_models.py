@@ -1,19 +1,300 @@
 """Validity catalogue for ps3/vae_models: alternative correct answers and known mistakes."""
 
+import textwrap
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
 from validity_harness import Catalogue, Variant, variant_source
 
 catalogue = Catalogue(
     "ps3/vae_models",
     tests={
+        "GaussianEncoder": ["test_GaussianEncoder"],
+        "VAE": ["test_VAE_forward"],
+        "negative_elbo": ["test_negative_elbo"],
         "gaussian_cnn_cifar10": [
             "test_gaussian_cnn_cifar10_shapes",
             "test_gaussian_cnn_cifar10_params",
             "test_gaussian_cnn_cifar10_behaviour",
         ],
+        "keras_cifar_vae": ["test_keras_cifar_vae_layers", "test_keras_cifar_vae_behaviour"],
     },
-    # The answer builds on GaussianEncoder and VAE, defined in a locked cell.
-    setup=["imports", "vae_classes"],
+    # load_part1 runs part 1's answers (reparameterize, vae_loss), found where grading puts the
+    # student's submission: here, the instructor's part 1.
+    setup=["imports", "load_part1"],
+    environment={"CONVAE_SUBMISSION_DIR": str(Path(__file__).resolve().parents[2] / "source" / "ps3")},
 )
+
+
+# --- GaussianEncoder ----------------------------------------------------------------------------
+
+
+@catalogue.correct
+class GaussianEncoder(nn.Module):
+    """heads applied in a loop, features flattened once more"""
+
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(in_features=feature_dim, out_features=latent_dim, bias=True)
+        self.logvar = nn.Linear(in_features=feature_dim, out_features=latent_dim, bias=True)
+
+    def forward(self, x):
+        h = self.features(x).flatten(1)
+        return tuple(head(h) for head in (self.mu, self.logvar))
+
+
+@catalogue.correct
+class GaussianEncoder(nn.Module):
+    """heads as F.linear on their own parameters"""
+
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu, self.logvar = nn.Linear(feature_dim, latent_dim), nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        mu = torch.nn.functional.linear(h, self.mu.weight, self.mu.bias)
+        logvar = torch.nn.functional.linear(h, self.logvar.weight, self.logvar.bias)
+        return mu, logvar
+
+
+@catalogue.wrong("test_GaussianEncoder", "a ReLU after the heads")
+class GaussianEncoder(nn.Module):
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        return torch.relu(self.mu(h)), torch.relu(self.logvar(h))
+
+
+@catalogue.wrong("test_GaussianEncoder", "returns the variance exp(logvar) instead of its log")
+class GaussianEncoder(nn.Module):
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.mu(h), torch.exp(self.logvar(h))
+
+
+@catalogue.wrong("test_GaussianEncoder", "one head for both outputs")
+class GaussianEncoder(nn.Module):
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = self.mu
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.mu(h), self.logvar(h)
+
+
+@catalogue.wrong("test_GaussianEncoder", "heads on the raw input, features never called")
+class GaussianEncoder(nn.Module):
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = x.flatten(1)
+        return self.mu(h), self.logvar(h)
+
+
+@catalogue.wrong("test_GaussianEncoder", "(logvar, mu) in the wrong order")
+class GaussianEncoder(nn.Module):
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.logvar(h), self.mu(h)
+
+
+@catalogue.wrong("test_GaussianEncoder", "the logvar head without a bias")
+class GaussianEncoder(nn.Module):
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim, bias=False)
+
+    def forward(self, x):
+        h = self.features(x)
+        return self.mu(h), self.logvar(h)
+
+
+# --- VAE.forward --------------------------------------------------------------------------------
+
+
+def _vae_with_forward(forward_body: str, label: str, must_fail: str | None = None):
+    """Register a VAE whose forward has ``forward_body``; the rest of the class is the notebook's."""
+    source = VAE_TEMPLATE.replace(
+        "        FORWARD\n", textwrap.indent(textwrap.dedent(forward_body), " " * 8)
+    )
+    variants = catalogue.correct_variants if must_fail is None else catalogue.wrong_variants
+    variants.append(Variant("VAE", label, source, must_fail))
+
+
+VAE_TEMPLATE = """
+class VAE(nn.Module):
+    def __init__(self, encoder, decoder, latent_dim):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = latent_dim
+
+    def forward(self, x):
+        FORWARD
+
+    @torch.no_grad()
+    def reconstruct(self, x):
+        return torch.sigmoid(self.decoder(self.encoder(x)[0]))
+
+    @torch.no_grad()
+    def sample(self, n, generator=None):
+        return torch.sigmoid(self.decoder(torch.randn(n, self.latent_dim, generator=generator)))
+"""
+
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    return self.decoder(z), mu, logvar
+    """,
+    "the sample written out with randn_like",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = torch.distributions.Normal(mu, (0.5 * logvar).exp()).rsample()
+    logits = self.decoder(z)
+    return logits, mu, logvar
+    """,
+    "Normal(mu, sigma).rsample()",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    return self.decoder(mu), mu, logvar
+    """,
+    "decodes mu: no sampling",
+    "test_VAE_forward",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = mu + torch.exp(logvar) * torch.randn_like(mu)
+    return self.decoder(z), mu, logvar
+    """,
+    "exp(logvar) taken as the standard deviation",
+    "test_VAE_forward",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = reparameterize(mu, torch.exp(0.5 * logvar))
+    return self.decoder(z), mu, logvar
+    """,
+    "hands reparameterize the standard deviation instead of logvar",
+    "test_VAE_forward",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(1, mu.shape[1])
+    return self.decoder(z), mu, logvar
+    """,
+    "one noise vector for the whole batch",
+    "test_VAE_forward",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = reparameterize(mu, logvar).detach()
+    return self.decoder(z), mu, logvar
+    """,
+    "a detached sample: no gradient reaches the heads through z",
+    "test_VAE_forward",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
+    z = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).sample()
+    return self.decoder(z), mu, logvar
+    """,
+    "Normal(mu, sigma).sample(), which is not reparameterised",
+    "test_VAE_forward",
+)
+
+
+# --- negative_elbo ------------------------------------------------------------------------------
+
+
+@catalogue.correct
+def negative_elbo(model, x, beta=1.0):
+    """the terms unpacked and put back together"""
+    logits, mu, logvar = model(x)
+    total, reconstruction, kl = vae_loss(x, logits, mu, logvar, beta)  # noqa: F821
+    return total, reconstruction, kl
+
+
+@catalogue.correct
+def negative_elbo(model, x, beta=1.0):
+    """the loss written out without vae_loss"""
+    logits, mu, logvar = model(x)
+    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / len(x)
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+@catalogue.wrong("test_negative_elbo", "beta not passed on")
+def negative_elbo(model, x, beta=1.0):
+    logits, mu, logvar = model(x)
+    return vae_loss(x, logits, mu, logvar)  # noqa: F821 -- part 1 of the notebook
+
+
+@catalogue.wrong("test_negative_elbo", "the model run twice, so mu and the logits come from different passes")
+def negative_elbo(model, x, beta=1.0):
+    logits = model(x)[0]
+    _, mu, logvar = model(x)
+    return vae_loss(x, logits, mu, logvar, beta)  # noqa: F821 -- part 1 of the notebook
+
+
+@catalogue.wrong("test_negative_elbo", "only the total returned")
+def negative_elbo(model, x, beta=1.0):
+    logits, mu, logvar = model(x)
+    return vae_loss(x, logits, mu, logvar, beta)[0]  # noqa: F821
+
+
+@catalogue.wrong("test_negative_elbo", "summed over the batch instead of averaged")
+def negative_elbo(model, x, beta=1.0):
+    logits, mu, logvar = model(x)
+    reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum()
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+@catalogue.wrong("test_negative_elbo", "sigmoid applied before a loss that expects logits")
+def negative_elbo(model, x, beta=1.0):
+    logits, mu, logvar = model(x)
+    return vae_loss(x, torch.sigmoid(logits), mu, logvar, beta)  # noqa: F821 -- part 1 of the notebook
 
 
 # --- correct alternatives ---------------------------------------------------------------------
@@ -340,3 +621,116 @@ def gaussian_cnn_cifar10(latent_dim=16):
     model = _reference(latent_dim)
     model.encoder.features.insert(0, BatchStandardise())
     return model
+
+
+# --- keras_cifar_vae ----------------------------------------------------------------------------
+
+
+@catalogue.correct
+def keras_cifar_vae(latent_dim=2):
+    """modules of its own, functional pooling and nearest-neighbour interpolation"""
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            widths = [3, 512, 256, 128, 64, 32, 16, 8]
+            self.convs = nn.ModuleList(
+                nn.Conv2d(a, b, 3, padding="same") for a, b in zip(widths, widths[1:], strict=False)
+            )
+            self.z_mean = nn.Linear(8, latent_dim)
+            self.z_log_var = nn.Linear(8, latent_dim)
+
+        def forward(self, x):
+            for index, conv in enumerate(self.convs):
+                x = F.relu(conv(x))
+                if index < 5:
+                    x = F.max_pool2d(x, 2)
+            h = x.reshape(len(x), 8)
+            return self.z_mean(h), self.z_log_var(h)
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(latent_dim, 8)
+            widths = [8, 8, 16, 32, 64, 128, 3]
+            self.ups = nn.ModuleList(
+                nn.ConvTranspose2d(a, b, 3, 1, 1) for a, b in zip(widths, widths[1:], strict=False)
+            )
+
+        def forward(self, z):
+            x = F.relu(self.dense(z)).view(-1, 8, 1, 1)
+            for up in self.ups[:-1]:
+                x = F.interpolate(F.relu(up(x)), scale_factor=2, mode="nearest")
+            return self.ups[-1](x)
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = Encoder(), Decoder()
+
+    return Model()
+
+
+@catalogue.correct
+def keras_cifar_vae(latent_dim=2):
+    """one flat list per stage, upsampling before the ReLU"""
+    enc = [
+        nn.Conv2d(3, 512, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(512, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(256, 128, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(128, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(kernel_size=2, stride=2),
+        nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(16, 8, 3, padding=1), nn.ReLU(),
+        nn.Flatten(),
+    ]  # fmt: skip
+    dec = [nn.Linear(latent_dim, 8), nn.ReLU(), nn.Unflatten(1, (8, 1, 1))]
+    for a, b in ((8, 8), (8, 16), (16, 32), (32, 64), (64, 128)):
+        dec += [
+            nn.ConvTranspose2d(a, b, kernel_size=3, padding=1),
+            nn.UpsamplingNearest2d(scale_factor=2),
+            nn.ReLU(),
+        ]
+    dec.append(nn.ConvTranspose2d(128, 3, kernel_size=3, padding=1))
+    return VAE(GaussianEncoder(nn.Sequential(*enc), 8, latent_dim), nn.Sequential(*dec), latent_dim)  # noqa: F821
+
+
+KERAS_REFERENCE = """
+def keras_cifar_vae(latent_dim=2, kernel=3, up_first=False, last_conv=True, sigmoid=False, decoder_relu=True,
+                    batch_norm=False):
+    features = []
+    for c_in, c_out in ((3, 512), (512, 256), (256, 128), (128, 64), (64, 32)):
+        features += [nn.Conv2d(c_in, c_out, kernel, padding=1)]
+        features += [nn.BatchNorm2d(c_out)] if batch_norm else []
+        features += [nn.ReLU(), nn.MaxPool2d(2)]
+    features += [nn.Conv2d(32, 16, 3, padding=1), nn.ReLU()]
+    features += [nn.Conv2d(16, 8, 3, padding=1), nn.ReLU()] if last_conv else []
+    features.append(nn.Flatten())
+    encoder = GaussianEncoder(nn.Sequential(*features), 8 if last_conv else 16, latent_dim)
+    act = nn.ReLU if decoder_relu else nn.Identity
+    layers = [nn.Linear(latent_dim, 8), act(), nn.Unflatten(1, (8, 1, 1))]
+    for c_in, c_out in ((8, 8), (8, 16), (16, 32), (32, 64), (64, 128)):
+        block = [nn.ConvTranspose2d(c_in, c_out, 3, padding=1), act()]
+        up = [nn.Upsample(scale_factor=2)]
+        layers += up + block if up_first else block + up
+    layers.append(nn.ConvTranspose2d(128, 3, 3, padding=1))
+    layers += [nn.Sigmoid()] if sigmoid else []
+    return VAE(encoder, nn.Sequential(*layers), latent_dim)
+"""
+
+
+def keras_mistake(must_fail: str, label: str, **options):
+    """A keras_cifar_vae that is the reference but for ``options``."""
+    call = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    source = KERAS_REFERENCE.replace("def keras_cifar_vae(", "def _keras_reference(") + (
+        f"\n\ndef keras_cifar_vae(latent_dim=2):\n    return _keras_reference(latent_dim, {call})\n"
+    )
+    catalogue.wrong_variants.append(Variant("keras_cifar_vae", label, source, must_fail))
+
+
+keras_mistake("test_keras_cifar_vae_layers", "5x5 kernels with padding 1 ('valid'-like sizes)", kernel=5)
+keras_mistake("test_keras_cifar_vae_layers", "upsampling before each transposed convolution", up_first=True)
+keras_mistake("test_keras_cifar_vae_layers", "the last convolution, to 8 channels, left out", last_conv=False)
+keras_mistake("test_keras_cifar_vae_layers", "batch normalisation after the convolutions", batch_norm=True)
+keras_mistake("test_keras_cifar_vae_behaviour", "a sigmoid at the end of the decoder", sigmoid=True)
+keras_mistake("test_keras_cifar_vae_behaviour", "no ReLU in the decoder", decoder_relu=False)
