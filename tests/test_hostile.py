@@ -83,7 +83,7 @@ def sys_exit(nb, ctx):
 
 def deletes_test_cells(nb, ctx):
     delete(nb, "test_dense_param_count")  # follows an answer cell
-    delete(nb, "td2_q1")  # follows a plain locked markdown cell: nbgrader's add_missing_cells crashes
+    delete(nb, "td2_q1")  # a locked cell after a plain locked markdown cell: restored from the release
 
 
 def duplicates_grade_cells(nb, ctx):
