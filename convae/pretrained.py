@@ -25,17 +25,50 @@ def save_weights(model: torch.nn.Module, name: str) -> Path:
     return path
 
 
-def load_weights(model: torch.nn.Module, name: str) -> torch.nn.Module:
-    """Load ``assets/<name>.pt`` into ``model`` (strict: the architecture must match)."""
-    path = weights_path(name)
+def load_weights(model: torch.nn.Module, name: str, path: Path | str | None = None) -> torch.nn.Module:
+    """Load the weights ``assets/<name>.pt`` (or the file ``path``) into ``model``, in eval mode.
+
+    See ``load_state``: any model with the published layer shapes takes them, whatever it names
+    its layers.
+    """
+    path = Path(path) if path is not None else weights_path(name)
     if not path.exists():
-        raise FileNotFoundError(f"no shipped weights {path.name}: run the tools/ script that trains it")
+        raise FileNotFoundError(f"no weights {path}: run the tools/ script that trains them")
     state = torch.load(path, map_location="cpu", weights_only=True)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        raise ValueError(
-            f"the shipped weights {path.name} do not fit this model: check that its layers match the "
-            f"architecture the notebook describes ({error})"
-        ) from None
-    return model.eval()
+    return load_state(model, state, path.name).eval()
+
+
+def load_state(model: torch.nn.Module, state: dict, source: str = "the weights") -> torch.nn.Module:
+    """Put the tensors of ``state`` into ``model``.
+
+    By name when the model's tensors have the names the weights were saved with; otherwise in
+    order, the i-th tensor of the weights into the i-th of the model (the order in which its
+    layers were created, as in a published layer table). Either way every shape must match, and
+    the error names the first layer that does not.
+    """
+    ours = model.state_dict()
+    if set(ours) == set(state):
+        pairs = [(key, key) for key in ours]
+    else:
+        pairs = list(zip(ours, state, strict=False))
+        if len(ours) != len(state):
+            extra = list(ours)[len(pairs) :] or list(state)[len(pairs) :]
+            _check_shapes(ours, state, pairs, source)  # a mismatch before the end is the better clue
+            whose = "your model" if len(ours) > len(state) else source
+            raise ValueError(
+                f"{source} has {len(state)} tensors and your model {len(ours)}: the first without a partner "
+                f"is {extra[0]!r} of {whose}"
+            )
+    _check_shapes(ours, state, pairs, source)
+    model.load_state_dict({mine: state[theirs] for mine, theirs in pairs})
+    return model
+
+
+def _check_shapes(ours: dict, state: dict, pairs: list[tuple[str, str]], source: str) -> None:
+    for mine, theirs in pairs:
+        if tuple(ours[mine].shape) != tuple(state[theirs].shape):
+            layer = mine.rpartition(".")[0] or mine
+            raise ValueError(
+                f"{source} does not fit your model at layer {layer!r}: {mine} has shape "
+                f"{tuple(ours[mine].shape)}, the weights' {theirs} has {tuple(state[theirs].shape)}"
+            )
