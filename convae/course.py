@@ -25,6 +25,18 @@ def source_notebooks(root: Path, assignment: str) -> list[Path]:
     return sorted((root / "source" / assignment).glob("*.ipynb"))
 
 
+def notebook_points(path: Path) -> tuple[float, float]:
+    """(autograded, manually graded) points of a source notebook: its test cells and written answers."""
+    auto = manual = 0.0
+    for cell in notebooks.read(path).cells:
+        points = float(notebooks.nbgrader_meta(cell).get("points") or 0)
+        if notebooks.is_test_cell(cell):
+            auto += points
+        elif notebooks.is_manual_answer(cell):
+            manual += points
+    return auto, manual
+
+
 def generate_release(root: Path) -> None:
     """Regenerate ``release/`` from ``source/`` (solutions, hidden tests and outputs removed)."""
     for assignment in assignments(root):

@@ -273,7 +273,7 @@ CASES = {
     "fake-modules-in-sys-modules": Case(CA, "wrong", SCRATCH, FAKE_TORCH_MODULE, 0),
     "thread-patches-later": Case(CA, "wrong", SCRATCH, LATER_PATCH_THREAD, 0),
     "hook-installed-on-first-call": Case(CA, "solution", ANSWER, HOOK_ON_FIRST_CALL, 0, NO_ANSWER),
-    # conv2d_output_size: its test (3) and Q3 (1); dense_param_count: its test (2) and Q1 (1)
+    # conv2d_output_size's test is worth 4, dense_param_count's and conv2d_param_count's 3 each
     "always-equal-int": Case(CA, "solution", ANSWER, RETURNS_ALWAYS_EQUAL, 13 - 4),
     "bool-index-float-array-lookalike": Case(CA, "solution", ANSWER, RETURNS_TRUTHY_LOOKALIKE, 13 - 3),
     "prints-later-cells": Case(CA, "stubs", SCRATCH, PRINT_LATER_CELLS, 0),
@@ -281,8 +281,8 @@ CASES = {
     "dies-in-a-call": Case(CA, "solution", ANSWER, DIES_IN_A_CALL, 13 - 3, "KernelDied"),
     "hangs-in-a-call": Case(CA, "solution", ANSWER, HANGS_IN_A_CALL, 13 - 4, "did not answer within"),
     "garbage-on-the-channel": Case(CA, "solution", ANSWER, GARBAGE_ON_THE_CHANNEL, 13 - 3, "cannot read"),
-    "huge-result": Case(CA, "solution", ANSWER, HUGE_RESULT, 13 - 3, "cannot read"),
-    "deeply-nested-result": Case(CA, "solution", ANSWER, DEEP_RESULT, 13 - 3),
+    "huge-result": Case(CA, "solution", ANSWER, HUGE_RESULT, 13 - 4, "cannot read"),
+    "deeply-nested-result": Case(CA, "solution", ANSWER, DEEP_RESULT, 13 - 4),
     "replaces-the-agent": Case(VT, "stubs", SCRATCH, REPLACES_THE_AGENT, 0, NO_ANSWER),
     "vae-theory-asserts-to-pass": Case(VT, "stubs", SCRATCH, ASSERTS_TO_PASS, 0),
     "vae-theory-drops-later-cells": Case(
