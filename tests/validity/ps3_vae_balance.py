@@ -11,6 +11,7 @@ catalogue = Catalogue(
             "test_RegularisedLoss_gradients",
             "test_RegularisedLoss_logging",
         ],
+        "kl_weight": ["test_kl_weight_values", "test_kl_weight_edges"],
     },
 )
 
@@ -278,3 +279,109 @@ class RegularisedLoss:
         total = self.loss_fn(output, target) + self.weight * reg
         self.last_loss, self.last_reg = float(total), float(reg)
         return total
+
+
+# --- kl_weight --------------------------------------------------------------------------------
+
+
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """the fraction of the warm-up done, clamped at 1"""
+    if warmup_steps == 0:
+        return float(beta)
+    done = min(1.0, step / warmup_steps)
+    return done * beta
+
+
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """np.interp between (0, 0) and (warmup_steps, beta), made a float"""
+    import numpy as np
+
+    if warmup_steps <= 0:
+        return float(beta)
+    return float(np.interp(step, [0, warmup_steps], [0.0, beta]))
+
+
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """torch.clamp in float64, then float()"""
+    import torch
+
+    progress = torch.tensor(step / warmup_steps if warmup_steps else 1.0, dtype=torch.float64)
+    return float(torch.clamp(progress, max=1.0) * beta)
+
+
+@catalogue.wrong("test_kl_weight_values", "reaches beta one step late: divides by warmup_steps + 1")
+def kl_weight(step, warmup_steps, beta=1.0):
+    return float(beta) * min(1.0, step / (warmup_steps + 1))
+
+
+@catalogue.wrong("test_kl_weight_values", "integer division: 0 until the end of the warm-up, then beta")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(1, step // warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_values", "counts steps from 1: starts at beta / warmup_steps, not 0")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(1.0, (step + 1) / warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_values", "never reaches beta: stops at (warmup_steps - 1) / warmup_steps")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(step, warmup_steps - 1) / warmup_steps
+
+
+@catalogue.wrong("test_kl_weight_values", "starts at beta and decays to 0 (annealed the wrong way)")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * max(0.0, 1.0 - step / warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_values", "not clamped: keeps growing after the warm-up")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * step / warmup_steps
+
+
+@catalogue.wrong("test_kl_weight_values", "an exponential approach that never quite reaches beta")
+def kl_weight(step, warmup_steps, beta=1.0):
+    import math
+
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * (1.0 - math.exp(-5.0 * step / warmup_steps))
+
+
+@catalogue.wrong("test_kl_weight_edges", "divides by zero when there is no warm-up")
+def kl_weight(step, warmup_steps, beta=1.0):
+    return float(beta) * min(1.0, step / warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_edges", "no warm-up treated as a warm-up of one step (max(warmup_steps, 1))")
+def kl_weight(step, warmup_steps, beta=1.0):
+    return float(beta) * min(1.0, step / max(warmup_steps, 1))
+
+
+@catalogue.wrong("test_kl_weight_edges", "returns beta itself after the warm-up: an int when beta is one")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if step >= warmup_steps:
+        return beta
+    return beta * step / warmup_steps
+
+
+@catalogue.wrong("test_kl_weight_edges", "returns a 0-dim tensor")
+def kl_weight(step, warmup_steps, beta=1.0):
+    import torch
+
+    if warmup_steps == 0:
+        return torch.tensor(float(beta))
+    return torch.tensor(float(beta)) * min(1.0, step / warmup_steps)
