@@ -12,6 +12,7 @@ catalogue = Catalogue(
             "test_RegularisedLoss_logging",
         ],
         "kl_weight": ["test_kl_weight_values", "test_kl_weight_edges"],
+        "my_balance": ["test_my_balance"],
     },
 )
 
@@ -385,3 +386,45 @@ def kl_weight(step, warmup_steps, beta=1.0):
     if warmup_steps == 0:
         return torch.tensor(float(beta))
     return torch.tensor(float(beta)) * min(1.0, step / warmup_steps)
+
+
+# --- my_balance -------------------------------------------------------------------------------
+
+
+@catalogue.correct
+def my_balance():
+    """samples: beta 4 with a warm-up of half the run"""
+    beta, warmup_steps = 4.0, 500
+    return beta, warmup_steps
+
+
+@catalogue.correct
+def my_balance():
+    """the ELBO without warm-up, beta as an int"""
+    return (1, 0)
+
+
+@catalogue.correct
+def my_balance():
+    """a list, a small beta for reconstructions and the longest warm-up allowed"""
+    return [0.5, 999]
+
+
+@catalogue.wrong("test_my_balance", "a warm-up as long as the run: the weight never reaches beta")
+def my_balance():
+    return 4.0, 1000
+
+
+@catalogue.wrong("test_my_balance", "the warm-up as a fraction of the run")
+def my_balance():
+    return 4.0, 0.5
+
+
+@catalogue.wrong("test_my_balance", "beta 0: no KL term at all")
+def my_balance():
+    return 0.0, 0
+
+
+@catalogue.wrong("test_my_balance", "a dict instead of the tuple")
+def my_balance():
+    return {"beta": 4.0, "warmup_steps": 500}
