@@ -11,6 +11,8 @@ catalogue = Catalogue(
             "test_RegularisedLoss_gradients",
             "test_RegularisedLoss_logging",
         ],
+        "kl_weight": ["test_kl_weight_values", "test_kl_weight_edges"],
+        "my_balance": ["test_my_balance"],
     },
 )
 
@@ -278,3 +280,151 @@ class RegularisedLoss:
         total = self.loss_fn(output, target) + self.weight * reg
         self.last_loss, self.last_reg = float(total), float(reg)
         return total
+
+
+# --- kl_weight --------------------------------------------------------------------------------
+
+
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """the fraction of the warm-up done, clamped at 1"""
+    if warmup_steps == 0:
+        return float(beta)
+    done = min(1.0, step / warmup_steps)
+    return done * beta
+
+
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """np.interp between (0, 0) and (warmup_steps, beta), made a float"""
+    import numpy as np
+
+    if warmup_steps <= 0:
+        return float(beta)
+    return float(np.interp(step, [0, warmup_steps], [0.0, beta]))
+
+
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """torch.clamp in float64, then float()"""
+    import torch
+
+    progress = torch.tensor(step / warmup_steps if warmup_steps else 1.0, dtype=torch.float64)
+    return float(torch.clamp(progress, max=1.0) * beta)
+
+
+@catalogue.wrong("test_kl_weight_values", "reaches beta one step late: divides by warmup_steps + 1")
+def kl_weight(step, warmup_steps, beta=1.0):
+    return float(beta) * min(1.0, step / (warmup_steps + 1))
+
+
+@catalogue.wrong("test_kl_weight_values", "integer division: 0 until the end of the warm-up, then beta")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(1, step // warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_values", "counts steps from 1: starts at beta / warmup_steps, not 0")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(1.0, (step + 1) / warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_values", "never reaches beta: stops at (warmup_steps - 1) / warmup_steps")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * min(step, warmup_steps - 1) / warmup_steps
+
+
+@catalogue.wrong("test_kl_weight_values", "starts at beta and decays to 0 (annealed the wrong way)")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * max(0.0, 1.0 - step / warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_values", "not clamped: keeps growing after the warm-up")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * step / warmup_steps
+
+
+@catalogue.wrong("test_kl_weight_values", "an exponential approach that never quite reaches beta")
+def kl_weight(step, warmup_steps, beta=1.0):
+    import math
+
+    if warmup_steps == 0:
+        return float(beta)
+    return float(beta) * (1.0 - math.exp(-5.0 * step / warmup_steps))
+
+
+@catalogue.wrong("test_kl_weight_edges", "divides by zero when there is no warm-up")
+def kl_weight(step, warmup_steps, beta=1.0):
+    return float(beta) * min(1.0, step / warmup_steps)
+
+
+@catalogue.wrong("test_kl_weight_edges", "no warm-up treated as a warm-up of one step (max(warmup_steps, 1))")
+def kl_weight(step, warmup_steps, beta=1.0):
+    return float(beta) * min(1.0, step / max(warmup_steps, 1))
+
+
+@catalogue.wrong("test_kl_weight_edges", "returns beta itself after the warm-up: an int when beta is one")
+def kl_weight(step, warmup_steps, beta=1.0):
+    if step >= warmup_steps:
+        return beta
+    return beta * step / warmup_steps
+
+
+@catalogue.wrong("test_kl_weight_edges", "returns a 0-dim tensor")
+def kl_weight(step, warmup_steps, beta=1.0):
+    import torch
+
+    if warmup_steps == 0:
+        return torch.tensor(float(beta))
+    return torch.tensor(float(beta)) * min(1.0, step / warmup_steps)
+
+
+# --- my_balance -------------------------------------------------------------------------------
+
+
+@catalogue.correct
+def my_balance():
+    """samples: beta 4 with a warm-up of half the run"""
+    beta, warmup_steps = 4.0, 500
+    return beta, warmup_steps
+
+
+@catalogue.correct
+def my_balance():
+    """the ELBO without warm-up, beta as an int"""
+    return (1, 0)
+
+
+@catalogue.correct
+def my_balance():
+    """a list, a small beta for reconstructions and the longest warm-up allowed"""
+    return [0.5, 999]
+
+
+@catalogue.wrong("test_my_balance", "a warm-up as long as the run: the weight never reaches beta")
+def my_balance():
+    return 4.0, 1000
+
+
+@catalogue.wrong("test_my_balance", "the warm-up as a fraction of the run")
+def my_balance():
+    return 4.0, 0.5
+
+
+@catalogue.wrong("test_my_balance", "beta 0: no KL term at all")
+def my_balance():
+    return 0.0, 0
+
+
+@catalogue.wrong("test_my_balance", "a dict instead of the tuple")
+def my_balance():
+    return {"beta": 4.0, "warmup_steps": 500}
