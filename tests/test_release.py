@@ -5,7 +5,7 @@ import re
 import pytest
 from conftest import REPO
 
-from convae import notebooks
+from convae import course, notebooks
 from convae.course import MARK_SCHEME, assignments
 
 LEAK_MARKERS = (
@@ -120,3 +120,11 @@ def test_source_notebook_is_normalised(path):
     before = path.read_text()
     assert notebooks.normalise_file(path) is False, "run convae.notebooks.normalise_file on it"
     assert path.read_text() == before
+
+
+def test_readme_points_table_matches_the_notebooks():
+    row = re.compile(r"^\| `(ps\d/\w+)` \| [^|]+ \| ([\d.]+) \| ([\d.]+) \|", re.M)
+    in_readme = {name: (float(a), float(m)) for name, a, m in row.findall((REPO / "README.md").read_text())}
+    paths = sorted((REPO / "source").glob("*/*.ipynb"))
+    in_source = {f"{path.parent.name}/{path.stem}": course.notebook_points(path) for path in paths}
+    assert in_readme == in_source

@@ -6,8 +6,8 @@ and the helpers ask the student's process instead.
 
 Two kinds of checks, and the README's threat model names them:
 - *enforced*: computed in the judge from values (``listed`` of values, ``type_name``,
-  ``numerical_gradient``, ``parameter_layers``' counts and shapes): the student's code can
-  only give wrong values;
+  ``numerical_gradient``, ``parameter_layers``' counts): the student's code can only give
+  wrong values;
 - *best-effort*: facts only the student's process can observe (``is_instance``, ``autograd``,
   ``parameter_gradients``, ``torch_function_calls``, ``modified_arguments``, ``manual_seed``,
   ``rng_state``); the student's code could change what that process reports.
@@ -141,10 +141,11 @@ def parameter_layers(stage, inputs, kinds=(), what: str = "the model"):
     """``([(kind, output shape, parameters)], output)``: one row for each module of ``stage`` that
     owns parameters, in the order the modules run on ``inputs`` (under ``torch.no_grad``).
 
-    Enforced: the parameter counts are made here from the parameters as values, and the output
-    shapes reach the test's forward hooks as values. The kind is the type name the student's code
-    made or, for a subclass of their own, the first of ``kinds`` it is an instance of (best-effort).
-    A forward pass that fails raises AssertionError, naming ``what`` and the input's shape.
+    Enforced: the parameter counts, made here from the parameters as values, and ``output``.
+    Best-effort: the kinds (the type name the student's code made or, for a subclass of their own,
+    the first of ``kinds`` it is an instance of) and the layers' output shapes, which arrive as
+    values but when the student's process calls the test's forward hooks. A forward pass that
+    fails raises AssertionError, naming ``what`` and the input's shape.
     """
     import torch
 
