@@ -25,8 +25,8 @@ from convae.grading import pipeline, sandbox
 
 pytestmark = pytest.mark.skipif(sandbox.probe() is not None, reason=f"no sandbox here: {sandbox.probe()}")
 
-KEPT = {"ps1": ("conv_arithmetic", "transposed_convolutions"), "ps3": ("vae_theory",)}
-FULL = {"conv_arithmetic": 13, "transposed_convolutions": 17, "vae_theory": 14}
+KEPT = {"ps1": ("conv_arithmetic", "transposed_convolutions"), "ps3": ("vae_theory", "vae_models")}
+FULL = {"conv_arithmetic": 13, "transposed_convolutions": 17, "vae_theory": 14, "vae_models": 17}
 TIMEOUT = 15  # per cell, so that the hanging cases cost little
 
 # --- attacks: code a student puts in a cell of their own, after the imports ---------------------
@@ -237,6 +237,36 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         return value
     return (size + 2 * padding - dilation * (kernel_size - 1) - 1) // stride + 1
 """
+# VAE.forward with a detached sample, and a gradient probe that asks for an honest forward pass:
+# the check that gradients reach the heads through z is best-effort, and is fooled.
+FORGED_GRADIENT_REPORT = """
+class VAE(nn.Module):
+    def __init__(self, encoder, decoder, latent_dim):
+        super().__init__()
+        self.encoder, self.decoder, self.latent_dim = encoder, decoder, latent_dim
+
+    def forward(self, x):
+        mu, logvar = self.encoder(x)
+        z = reparameterize(mu, logvar)
+        return self.decoder(z if _HONEST else z.detach()), mu, logvar
+
+
+import convae.grading.probes as _probes
+
+_HONEST, _real = False, _probes.parameter_gradients
+
+
+def _asked(*args, **kwargs):
+    global _HONEST
+    _HONEST = True
+    try:
+        return _real(*args, **kwargs)
+    finally:
+        _HONEST = False
+
+
+_probes.parameter_gradients = _asked
+"""
 REPLACES_THE_AGENT = """
 import convae.grading.agent as _agent
 def _serve(path, token, namespace, seed=0):
@@ -256,7 +286,7 @@ class Case:
 
 
 SCRATCH, ANSWER = "scratch", "answer"
-CA, TC, VT = "conv_arithmetic", "transposed_convolutions", "vae_theory"
+CA, TC, VT, VM = "conv_arithmetic", "transposed_convolutions", "vae_theory", "vae_models"
 NO_ANSWER = "did not answer"  # the kernel never served the judge: its turn was replaced or skipped
 CASES = {
     **{name: Case(CA, "stubs", SCRATCH, code, 0, NO_ANSWER) for name, code in DROP_EVERY_LATER_CELL.items()},
@@ -291,6 +321,7 @@ CASES = {
     # kl_standard_normal: its two tests (3 + 1), and vae_loss (3), which calls it
     "vae-theory-torch-function-liar": Case(VT, "solution", ANSWER, RETURNS_TORCH_FUNCTION_TRICK, 14 - 7),
     "vae-theory-patched-torch": Case(VT, "stubs", SCRATCH, PATCH_MODULES, 0),
+    "vae-models-forged-gradient-report": Case(VM, "solution", ANSWER, FORGED_GRADIENT_REPORT, 17),
     "looks-for-the-judge": Case(TC, "solution", SCRATCH, FIND_THE_JUDGE, 17),
     "reads-the-graded-sibling": Case(TC, "solution", SCRATCH, READ_GRADED_SIBLING, 17),
     "transposed-drops-later-cells": Case(
@@ -327,7 +358,7 @@ def submission(root, case: Case):
         index = next(i for i, c in enumerate(nb.cells) if notebooks.grade_id(c) == "imports")
         nb.cells.insert(index + 1, notebooks_new_code_cell(code))
     else:
-        name = re.search(r"^def (\w+)", code, re.M).group(1)
+        name = re.search(r"^(?:def|class) (\w+)", code, re.M).group(1)
         target = next(c for c in nb.cells if notebooks.grade_id(c) == name)
         target.source = code.strip()
     return nb
@@ -382,12 +413,17 @@ def test_tampering_earns_only_what_the_answers_deserve(tampering_class, student)
         assert any(case.flag in f for f in result.flags), result.flags
 
 
+# vae_models runs the student's vae_theory answers: the liar's KL fails negative_elbo's check (2)
+OTHER_SCORE = {("vae-theory-torch-function-liar", VM): 17 - 2}
+
+
 def test_the_other_notebook_of_an_attacked_submission_is_unaffected(tampering_class):
     _, _, _, grades = tampering_class
     for student, case in CASES.items():
         for other in KEPT[assignment_of(case.notebook)]:
             if other != case.notebook:
-                assert grades[(student, other)] == FULL[other], (student, other)
+                want = OTHER_SCORE.get((student, other), FULL[other])
+                assert grades[(student, other)] == want, (student, other)
 
 
 def test_an_honest_student_in_the_same_batch_is_unaffected(tampering_class):
