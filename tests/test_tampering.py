@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import copy_course
-from test_release import source_secrets
+from test_release import public_lines, source_secrets
 
 from convae import course, notebooks
 from convae.grading import pipeline, sandbox
@@ -358,8 +358,9 @@ def submission(root, case: Case):
         index = next(i for i, c in enumerate(nb.cells) if notebooks.grade_id(c) == "imports")
         nb.cells.insert(index + 1, notebooks_new_code_cell(code))
     else:
-        name = re.search(r"^(?:def|class) (\w+)", code, re.M).group(1)
-        target = next(c for c in nb.cells if notebooks.grade_id(c) == name)
+        answers = {notebooks.grade_id(c): c for c in nb.cells if notebooks.is_answer_cell(c)}
+        names = re.findall(r"^(?:def|class) (\w+)", code, re.M)
+        target = answers[next(name for name in names if name in answers)]  # the answer it replaces
         target.source = code.strip()
     return nb
 
@@ -371,10 +372,11 @@ def notebooks_new_code_cell(code):
 
 
 def hidden_lines(root) -> set[str]:
-    """Every line of 25 or more characters of a hidden test that the notebook does not also show."""
-    return set().union(
-        *(source_secrets(path, kinds=("hidden",)) for path in (root / "source").glob("*/*.ipynb"))
-    )
+    """Every line of 25 or more characters of a hidden test that no notebook shows in the open
+    (one notebook's hidden `except NotImplementedError:` is another's locked code)."""
+    paths = sorted((root / "source").glob("*/*.ipynb"))
+    shown = {line.strip() for path in paths for line in public_lines(path)}
+    return set().union(*(source_secrets(path, kinds=("hidden",)) for path in paths)) - shown
 
 
 @pytest.fixture(scope="module")
@@ -413,8 +415,12 @@ def test_tampering_earns_only_what_the_answers_deserve(tampering_class, student)
         assert any(case.flag in f for f in result.flags), result.flags
 
 
-# vae_models runs the student's vae_theory answers: the liar's KL fails negative_elbo's check (2)
-OTHER_SCORE = {("vae-theory-torch-function-liar", VM): 17 - 2}
+# vae_models runs the student's vae_theory answers: with part 1's stubs, VAE.forward (3) and
+# negative_elbo (2) fail; with the liar's KL, negative_elbo does.
+OTHER_SCORE = {
+    **{(name, VM): 17 - 5 for name, case in CASES.items() if (case.notebook, case.answers) == (VT, "stubs")},
+    ("vae-theory-torch-function-liar", VM): 17 - 2,
+}
 
 
 def test_the_other_notebook_of_an_attacked_submission_is_unaffected(tampering_class):
