@@ -130,15 +130,21 @@ def strip_solution_markers(source: str) -> str:
 def run_cells(path: Path | str, grade_ids, namespace: dict | None = None) -> dict:
     """Execute the cells ``grade_ids`` of the notebook at ``path``, in order, in ``namespace``.
 
-    For tools that train or benchmark the models a notebook defines, from ``source/``, so that the
-    notebook stays the one definition. Returns the namespace (a fresh one unless given).
+    For a notebook that builds on a sibling's answers (the student's own cells, %magics allowed),
+    and for tools that train or benchmark the models a notebook defines, from ``source/``, so that
+    the notebook stays the one definition. Returns the namespace (a fresh one unless given).
     """
+    from IPython.core.inputtransformer2 import TransformerManager
+
     path = Path(path)
     cells = cells_by_id(read(path))
     namespace = {"__name__": f"notebook_{path.stem}"} if namespace is None else namespace
     for grade_id in grade_ids:
         if grade_id not in cells:
-            raise KeyError(f"{path.name} has no cell {grade_id!r}")
-        code = strip_solution_markers(cells[grade_id].source)
-        exec(compile(code, f"<{path.name}:{grade_id}>", "exec"), namespace)
+            raise KeyError(f"{path.name} has no cell {grade_id!r}: did its cells get deleted or renamed?")
+        code = TransformerManager().transform_cell(strip_solution_markers(cells[grade_id].source))
+        try:
+            exec(compile(code, f"<{path.name}:{grade_id}>", "exec"), namespace)
+        except Exception as error:
+            raise RuntimeError(f"running cell {grade_id!r} of {path} failed: {error!r}") from error
     return namespace

@@ -7,8 +7,8 @@ one CPU thread. The machine may be shared, so the trainings are *interleaved* in
 training steps counts against a budget; evaluation is outside it.
 
 - **ours**: ``gaussian_pixelcnn_fashion()`` of ``source/ps3/vae_models.ipynb`` (read at run
-  time from the cells ``imports``, ``vae_classes``, ``loss``, ``fashion_model`` and
-  ``pixel_model``): the conv encoder of ``gaussian_cnn_fashion`` (latent 32) and an
+  time from its cells, after part 1's answers, as ``tools/train_vae.py`` reads them): the conv
+  encoder of ``gaussian_cnn_fashion`` (latent 32) and an
   autoregressive decoder (the code's deconvolution plus a 5x5 masked convolution of the image).
 - **baseline**: the VAE of pytorch/examples (``vae/main.py``): 784-400-20 MLP with ReLU,
   Bernoulli likelihood, Adam with learning rate 1e-3, batches of 128.
@@ -62,7 +62,10 @@ from torch.distributions import Normal, kl_divergence
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
 
-from convae import notebooks  # noqa: E402
+sys.path.insert(0, str(Path(__file__).parent))
+
+import train_vae  # noqa: E402
+
 from convae.data import load_images  # noqa: E402
 
 PIXELS = 28 * 28
@@ -104,11 +107,7 @@ def per_image_negative_elbo(model, x) -> torch.Tensor:
 
 def notebook_namespace(grade_ids: list[str]) -> dict:
     """Execute cells of source/ps3/vae_models.ipynb after part 1's answers; returns their namespace."""
-    part1 = notebooks.run_cells(
-        REPO / "source" / "ps3" / "vae_theory.ipynb",
-        ["imports", "reparameterize", "kl_standard_normal", "vae_loss"],
-    )
-    return notebooks.run_cells(REPO / "source" / "ps3" / "vae_models.ipynb", grade_ids, part1)
+    return train_vae.notebook_namespace("vae_models", grade_ids)
 
 
 class Trainer:
@@ -181,9 +180,7 @@ def main() -> None:
     test = load_images("fashion_mnist", "test", full=True)
     print(f"data: {train.source}; {test.source}")
 
-    ns = notebook_namespace(
-        ["imports", "GaussianEncoder", "VAE", "negative_elbo", "batch_loss", "fashion_model", "pixel_model"]
-    )
+    ns = notebook_namespace(train_vae.MODELS_CELLS)
     factorised_kwargs = {"latent_dim": 32, "hidden_dim": 256, "channels": (16, 32)}
     racers = [
         ("ours", "ours: gaussian_pixelcnn_fashion(), autoregressive", ns["gaussian_pixelcnn_fashion"], {}),
