@@ -62,82 +62,44 @@ class GaussianEncoder(nn.Module):
         return mu, logvar
 
 
-@catalogue.wrong("test_GaussianEncoder", "a ReLU after the heads")
+ENCODER_TEMPLATE = """
 class GaussianEncoder(nn.Module):
     def __init__(self, features, feature_dim, latent_dim):
         super().__init__()
         self.features = features
         self.mu = nn.Linear(feature_dim, latent_dim)
-        self.logvar = nn.Linear(feature_dim, latent_dim)
+        LOGVAR_HEAD
 
     def forward(self, x):
         h = self.features(x)
-        return torch.relu(self.mu(h)), torch.relu(self.logvar(h))
+        RETURN
+"""
 
 
-@catalogue.wrong("test_GaussianEncoder", "returns the variance exp(logvar) instead of its log")
-class GaussianEncoder(nn.Module):
-    def __init__(self, features, feature_dim, latent_dim):
-        super().__init__()
-        self.features = features
-        self.mu = nn.Linear(feature_dim, latent_dim)
-        self.logvar = nn.Linear(feature_dim, latent_dim)
-
-    def forward(self, x):
-        h = self.features(x)
-        return self.mu(h), torch.exp(self.logvar(h))
+def _encoder_mistake(
+    label: str, returned: str, logvar_head: str = "self.logvar = nn.Linear(feature_dim, latent_dim)"
+):
+    """A GaussianEncoder that is the notebook's but for its logvar head and what forward returns."""
+    source = ENCODER_TEMPLATE.replace("LOGVAR_HEAD", logvar_head).replace("RETURN", f"return {returned}")
+    catalogue.wrong_variants.append(Variant("GaussianEncoder", label, source, "test_GaussianEncoder"))
 
 
-@catalogue.wrong("test_GaussianEncoder", "one head for both outputs")
-class GaussianEncoder(nn.Module):
-    def __init__(self, features, feature_dim, latent_dim):
-        super().__init__()
-        self.features = features
-        self.mu = nn.Linear(feature_dim, latent_dim)
-        self.logvar = self.mu
-
-    def forward(self, x):
-        h = self.features(x)
-        return self.mu(h), self.logvar(h)
-
-
-@catalogue.wrong("test_GaussianEncoder", "heads on the raw input, features never called")
-class GaussianEncoder(nn.Module):
-    def __init__(self, features, feature_dim, latent_dim):
-        super().__init__()
-        self.features = features
-        self.mu = nn.Linear(feature_dim, latent_dim)
-        self.logvar = nn.Linear(feature_dim, latent_dim)
-
-    def forward(self, x):
-        h = x.flatten(1)
-        return self.mu(h), self.logvar(h)
-
-
-@catalogue.wrong("test_GaussianEncoder", "(logvar, mu) in the wrong order")
-class GaussianEncoder(nn.Module):
-    def __init__(self, features, feature_dim, latent_dim):
-        super().__init__()
-        self.features = features
-        self.mu = nn.Linear(feature_dim, latent_dim)
-        self.logvar = nn.Linear(feature_dim, latent_dim)
-
-    def forward(self, x):
-        h = self.features(x)
-        return self.logvar(h), self.mu(h)
-
-
-@catalogue.wrong("test_GaussianEncoder", "the logvar head without a bias")
-class GaussianEncoder(nn.Module):
-    def __init__(self, features, feature_dim, latent_dim):
-        super().__init__()
-        self.features = features
-        self.mu = nn.Linear(feature_dim, latent_dim)
-        self.logvar = nn.Linear(feature_dim, latent_dim, bias=False)
-
-    def forward(self, x):
-        h = self.features(x)
-        return self.mu(h), self.logvar(h)
+_encoder_mistake("a ReLU after the heads", "torch.relu(self.mu(h)), torch.relu(self.logvar(h))")
+_encoder_mistake(
+    "returns the variance exp(logvar) instead of its log", "self.mu(h), torch.exp(self.logvar(h))"
+)
+_encoder_mistake(
+    "one head for both outputs", "self.mu(h), self.logvar(h)", logvar_head="self.logvar = self.mu"
+)
+_encoder_mistake(
+    "heads on the raw input, features never called", "self.mu(x.flatten(1)), self.logvar(x.flatten(1))"
+)
+_encoder_mistake("(logvar, mu) in the wrong order", "self.logvar(h), self.mu(h)")
+_encoder_mistake(
+    "the logvar head without a bias",
+    "self.mu(h), self.logvar(h)",
+    logvar_head="self.logvar = nn.Linear(feature_dim, latent_dim, bias=False)",
+)
 
 
 # --- VAE.forward --------------------------------------------------------------------------------
