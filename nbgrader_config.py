@@ -5,6 +5,10 @@ Paths are relative to this file's folder (the course root). The grading pipeline
 temporary folder grades exactly like this one.
 """
 
+from nbgrader.converters import GenerateAssignment
+
+from convae.grading.feedback import TEMPLATE_BASEDIRS
+
 c = get_config()  # noqa: F821 -- injected by traitlets when nbgrader loads this file
 
 c.CourseDirectory.course_id = "conv-to-vae"
@@ -19,6 +23,16 @@ c.CourseDirectory.db_assignments = [
     dict(name="ps1"),
     dict(name="ps2"),
     dict(name="ps3"),
+]
+
+# Where students' notebooks install the course wheel when `convae` is missing (Colab, a Jupyter
+# without it): the first code cell of every notebook. Written into the release when it is generated
+# (convae.install_cell), so set it once here and regenerate the release. Publish the wheel of
+# `bash course.sh student-bundle` (dist/) at this address; the .invalid default never answers.
+c.CoursePackage.url = "https://conv-to-vae.invalid/convae-0.1.0-py3-none-any.whl"
+c.GenerateAssignment.preprocessors = [
+    "convae.install_cell.CoursePackage",
+    *GenerateAssignment.class_traits()["preprocessors"].default(),
 ]
 
 # What students see in place of a removed solution. The code stub raises, so an unanswered
@@ -57,6 +71,10 @@ c.GenerateFeedback.preprocessors = [
     "convae.grading.feedback.RedactHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+# Feedback pages render their maths offline (MathML), load no MathJax and show students' raw HTML
+# as text (convae.grading.feedback).
+c.HTMLExporter.extra_template_basedirs = TEMPLATE_BASEDIRS
+c.HTMLExporter.filters = {"markdown2html": "convae.grading.feedback.markdown_html"}
 
 # Late submissions (convae/review/lms.py; README "Grades for Canvas and Moodle"): applied at
 # autograde from each submission's timestamp.txt and the assignment's due date (nbgrader db

@@ -2,16 +2,36 @@
 
 ``TruncateLargeOutputs`` caps every output (an autograde preprocessor); ``RedactHiddenTests``
 removes the hidden tests and tracebacks from the feedback (a feedback preprocessor). Both are
-wired in by ``nbgrader_config.py``.
+wired in by ``nbgrader_config.py``, as is the feedback page's offline maths: ``markdown_html``
+replaces nbconvert's ``markdown2html`` filter (Markdown with LaTeX as MathML, raw HTML as text),
+and ``TEMPLATE_BASEDIRS`` puts an empty ``mathjax`` macro in front of nbgrader's feedback template,
+so that the page loads nothing from the internet.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nbgrader
+from jinja2 import pass_context
 from nbgrader.preprocessors import NbGraderPreprocessor
 from nbgrader.preprocessors.clearhiddentests import ClearHiddenTests
 from traitlets import Integer
 
-from convae import notebooks
+from convae import notebooks, rendering
+
+# Ours first: its feedback/mathjax.html.j2 shadows nbconvert's; nbgrader's feedback template follows.
+TEMPLATE_BASEDIRS = [
+    str(Path(__file__).with_name("templates")),
+    str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"),
+]
+
+
+@pass_context
+def markdown_html(context, source: str) -> str:
+    """A Markdown cell (or a grader's comment) as HTML with MathML; pasted images kept."""
+    cell = context.get("cell") or {}
+    return rendering.render_markdown(source, cell.get("attachments"))
 
 
 class TruncateLargeOutputs(NbGraderPreprocessor):
