@@ -9,6 +9,6 @@ source scripts/setup-venv.sh
 
 case "${1:-}" in
   test) shift; exec "$PY" -m pytest -q "$@" ;;
-  "") echo "usage: bash course.sh main|test|grade|release|examples|table|similarity|export-lms|items|marking-sheets|import-marks" >&2; exit 2 ;;
+  "") echo "usage: bash course.sh main|test|grade|release|student-bundle|examples|table|similarity|export-lms|items|marking-sheets|import-marks" >&2; exit 2 ;;
   *) exec "$PY" -m convae "$@" ;;
 esac

@@ -9,14 +9,15 @@ from pathlib import Path
 
 from convae import course
 
-# Tools for the course team after the deadline (convae/review):
+# The students' bundle (convae/bundle) and the course team's tools after the deadline (convae/review):
 # command -> (module, its options' function, its run function, help).
-REVIEW_COMMANDS = {
-    "similarity": ("similarity", "add_arguments", "run", "pairs of submissions whose answers are alike"),
-    "export-lms": ("lms", "add_arguments", "run", "grades as a Canvas or Moodle import CSV"),
-    "items": ("items", "add_arguments", "run", "item analysis: pass rates, frequent failures"),
-    "marking-sheets": ("marking", "add_arguments", "run", "a grading sheet per manually graded question"),
-    "import-marks": ("marking", "add_import_arguments", "run_import", "import a filled marking CSV"),
+TOOL_COMMANDS = {
+    "student-bundle": ("convae.bundle", "add_arguments", "run", "what students get: dist/ with zips"),
+    "similarity": ("convae.review.similarity", "add_arguments", "run", "pairs of submissions alike"),
+    "export-lms": ("convae.review.lms", "add_arguments", "run", "grades as a Canvas or Moodle import CSV"),
+    "items": ("convae.review.items", "add_arguments", "run", "item analysis: pass rates, frequent failures"),
+    "marking-sheets": ("convae.review.marking", "add_arguments", "run", "a sheet per written question"),
+    "import-marks": ("convae.review.marking", "add_import_arguments", "run_import", "import marking CSVs"),
 }
 
 
@@ -43,14 +44,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     argv = sys.argv[1:] if argv is None else argv
     # Only the chosen tool is imported (some import nbgrader, seconds of start-up).
-    chosen = next((word for word in argv if word in REVIEW_COMMANDS), None)
-    review = {}
-    for command, (module_name, adder, runner, help_text) in REVIEW_COMMANDS.items():
+    chosen = next((word for word in argv if word in TOOL_COMMANDS), None)
+    tools = {}
+    for command, (module_name, adder, runner, help_text) in TOOL_COMMANDS.items():
         command_parser = sub.add_parser(command, help=help_text)
         if command == chosen:
-            module = importlib.import_module(f"convae.review.{module_name}")
+            module = importlib.import_module(module_name)
             getattr(module, adder)(command_parser)
-            review[command] = getattr(module, runner)
+            tools[command] = getattr(module, runner)
     args = parser.parse_args(argv)
     root = args.root.resolve()
 
@@ -64,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ngrades: {root / 'autograded' / 'grades.csv'}, feedback: {root / 'feedback'}/")
     elif args.command == "grade":
         return run_grade(root, args)
-    elif args.command in review:
-        return review[args.command](root, args)
+    elif args.command in tools:
+        return tools[args.command](root, args)
     elif args.command == "table":
         print(course.format_grade_table(course.notebook_grades(root)))
     return 0

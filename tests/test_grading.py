@@ -8,10 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 from conftest import REPO, copy_course
-from test_release import source_secrets
 
 from convae import course, notebooks
 from convae.grading import canonicalise, commands, pipeline, report, sandbox
+from convae.leaks import source_secrets
 
 RELEASE = REPO / "release" / "ps1" / "conv_arithmetic.ipynb"
 

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 from nbgrader.api import Gradebook
-from test_release import source_secrets
 
 from convae import course, notebooks
 from convae.grading import commands, pipeline
+from convae.leaks import source_secrets
 from convae.review import marking
 
 ASSIGNMENT, NOTEBOOK, QUESTION = "ps1", "conv_arithmetic", "large_inputs_answer"

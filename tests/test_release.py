@@ -6,17 +6,8 @@ import pytest
 from conftest import REPO
 
 from convae import course, notebooks
-from convae.course import MARK_SCHEME, assignments
-
-LEAK_MARKERS = (
-    "BEGIN SOLUTION",
-    "END SOLUTION",
-    "BEGIN HIDDEN TESTS",
-    "END HIDDEN TESTS",
-    "BEGIN MARK SCHEME",
-    "Mark scheme",
-    "Model answer",
-)
+from convae.course import assignments
+from convae.leaks import MARKERS, source_secrets
 
 
 def release_files(root):
@@ -25,55 +16,6 @@ def release_files(root):
         for p in sorted((root / "release").rglob("*"))
         if p.is_file()
     }
-
-
-def source_secrets(path, kinds=("solution", "hidden", "manual", "mark_scheme")):
-    """Lines a student must never see: solution regions, hidden tests, manual answers, mark schemes."""
-    secrets = []
-    for cell in notebooks.read(path).cells:
-        lines = cell.source.splitlines()
-        if notebooks.is_manual_answer(cell):
-            if "manual" in kinds:
-                secrets += lines
-            if "mark_scheme" in kinds and MARK_SCHEME in cell.source:
-                secrets += cell.source.split(MARK_SCHEME, 1)[1].splitlines()
-        regions = {
-            "solution": ("BEGIN SOLUTION", "END SOLUTION"),
-            "hidden": ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"),
-        }
-        for kind, (begin, end) in regions.items():
-            if kind not in kinds or not notebooks.nbgrader_meta(cell):
-                continue
-            inside = False
-            for line in lines:
-                if begin in line:
-                    inside = True
-                elif end in line:
-                    inside = False
-                elif inside:
-                    secrets.append(line)
-    # Short or generic lines (a bare `return x`) can legitimately appear elsewhere, and so can a
-    # line that the notebook also shows in the open (a visible check's `except NotImplementedError:`).
-    public = "\n".join(public_lines(path))
-    return {s.strip() for s in secrets if len(s.strip()) >= 25 and s.strip() not in public}
-
-
-def public_lines(path) -> set[str]:
-    """Lines of a source notebook outside solutions, hidden tests and manually graded answers."""
-    public = set()
-    for cell in notebooks.read(path).cells:
-        if notebooks.is_manual_answer(cell):
-            continue
-        source = notebooks.visible_part(cell.source)
-        inside = False
-        for line in source.splitlines():
-            if "BEGIN SOLUTION" in line:
-                inside = True
-            elif "END SOLUTION" in line:
-                inside = False
-            elif not inside:
-                public.add(line.strip())
-    return public
 
 
 def all_source_notebooks():
@@ -90,7 +32,7 @@ def test_committed_release_equals_a_fresh_regeneration(graded_course):
 def test_release_notebook_leaks_nothing(path):
     released = REPO / "release" / path.parent.name / path.name
     text = released.read_text()
-    for marker in LEAK_MARKERS:
+    for marker in MARKERS:
         assert marker not in text, f"{marker!r} found in {released}"
     for secret in source_secrets(path):
         assert secret not in text, f"solution or hidden-test line leaked into the release: {secret!r}"
