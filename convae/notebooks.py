@@ -96,6 +96,21 @@ def sibling_notebook(name: str) -> Path:
     )
 
 
+def needs(namespace: dict, *names: str, made_by: str) -> None:
+    """Stop a cell whose inputs an earlier cell did not make, naming that cell.
+
+    With unfinished answers, a figure cell that uses a model built above would otherwise fail
+    with a ``NameError``; it stops instead, as the answer cells do, with ``NotImplementedError``
+    and a message saying what to finish.
+    """
+    missing = [name for name in names if name not in namespace]
+    if missing:
+        raise NotImplementedError(
+            f"this cell needs {', '.join(missing)} from {made_by}, which stopped before making "
+            "it: finish the answers that cell uses, run it, then run this cell again"
+        )
+
+
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
