@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The course's two entry points; both set up the virtual environment themselves.
 #   bash course.sh main   regenerate release/, grade the example class, export, print grades
-#   bash course.sh test   the whole test suite
-# Any other arguments are passed to `python -m convae` (e.g. `bash course.sh release`).
+#   bash course.sh test   the whole test suite (installs the system packages it needs as root)
+# Any other arguments are passed to `python -m convae` (e.g. `bash course.sh student-bundle`).
 set -euo pipefail
 cd "$(dirname "$0")"
+[ "${1:-}" = test ] && source scripts/system-packages.sh
 source scripts/setup-venv.sh
 
 case "${1:-}" in

@@ -46,11 +46,58 @@ def graded_course(tmp_path_factory):
 @pytest.fixture(scope="session")
 def postgres():
     """A throwaway PostgreSQL server on loopback for the session (skips where there is none)."""
+    require_system("postgresql")
     postgres_server = load_tool("postgres_server")
-    if postgres_server.UNAVAILABLE is not None:
-        pytest.skip(postgres_server.UNAVAILABLE)
     server = postgres_server.PostgresServer()
     try:
         yield server
     finally:
         server.stop()
+
+
+# --- system packages (tests/system.py) -------------------------------------------------------
+
+SKIPPED_BY_CHOICE: dict[str, int] = {}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "system(*packages): the test needs these Debian packages")
+
+
+def require_system(package: str) -> None:
+    """Return when the Debian ``package`` is usable; else fail, or skip when told to out loud."""
+    import system
+
+    reason = system.problem(package)
+    if reason is None:
+        return
+    if system.skipping_allowed():
+        SKIPPED_BY_CHOICE[package] = SKIPPED_BY_CHOICE.get(package, 0) + 1
+        pytest.skip(f"{package}: {reason} ({system.SKIP_VARIABLE}=1)")
+    pytest.fail(
+        f"{package} is not usable here ({reason}). `bash course.sh test` installs it when run as "
+        f"root; otherwise run `{system.install_hint([package])}`, or set "
+        f"{system.SKIP_VARIABLE}=1 to skip the tests that need it knowingly.",
+        pytrace=False,
+    )
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("system"):
+        for package in marker.args:
+            require_system(package)
+
+
+def pytest_terminal_summary(terminalreporter):
+    import system
+
+    if SKIPPED_BY_CHOICE:
+        what = ", ".join(
+            f"{count} needing {package} ({system.PACKAGES[package][0]})"
+            for package, count in sorted(SKIPPED_BY_CHOICE.items())
+        )
+        terminalreporter.write_line(
+            f"SKIPPED BY CHOICE ({system.SKIP_VARIABLE}=1): {sum(SKIPPED_BY_CHOICE.values())} tests: {what}",
+            red=True,
+            bold=True,
+        )

@@ -23,9 +23,7 @@ from convae import course, notebooks
 from convae.grading import cluster, pipeline, sandbox
 
 postgres_server = load_tool("postgres_server")
-pytestmark = pytest.mark.skipif(
-    postgres_server.UNAVAILABLE is not None, reason=str(postgres_server.UNAVAILABLE)
-)
+pytestmark = pytest.mark.system("postgresql")
 
 CLASS = {  # student -> the example student whose answers they hand in
     "ada": "example-complete",

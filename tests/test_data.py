@@ -26,11 +26,6 @@ import torch
 from convae import data
 
 REAL_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-ON_DEBIAN = all(
-    (REAL_DEBIAN_DIR / f"{prefix}-{kind}-ubyte.gz").is_file()
-    for prefix in ("train", "t10k")
-    for kind in ("images-idx3", "labels-idx1")
-)
 
 
 def _closed_port_url() -> str:
@@ -487,7 +482,7 @@ def test_loader_batches_pairs_in_a_seeded_order(tmp_path):
 # ----------------------------------------------------------------------------- real files
 
 
-@pytest.mark.skipif(not ON_DEBIAN, reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.system("dataset-fashion-mnist")
 def test_real_debian_fashion_mnist(monkeypatch):
     monkeypatch.setattr(data, "DEBIAN_FASHION_DIR", REAL_DEBIAN_DIR)
     train = data.load_fashion_mnist("train", download=False)

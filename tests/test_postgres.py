@@ -14,9 +14,7 @@ from convae import course
 from convae.grading import pipeline, sandbox
 
 postgres_server = load_tool("postgres_server")
-pytestmark = pytest.mark.skipif(
-    postgres_server.UNAVAILABLE is not None, reason=str(postgres_server.UNAVAILABLE)
-)
+pytestmark = pytest.mark.system("postgresql")
 
 
 @pytest.fixture(scope="module")
