@@ -13,7 +13,9 @@ each one returned and how many parameters it owns. :func:`summary` prints the ta
     ...
 
 The batch dimension is shown as ``N``. A layer that runs twice appears twice, its parameters
-counted at the first call only; parameters that belong to no leaf module (an ``nn.Parameter``
+counted at the first call only. A layer that owns parameters but never runs as a module (a forward
+that computes with its weights, ``F.linear(h, layer.weight, layer.bias)``) gets a row after the
+others, without an output shape; parameters that belong to no leaf module (an ``nn.Parameter``
 set directly on a container) are listed on a last row, so the rows always add up to the total.
 Nothing here is specific to an exercise: it only reports what a model does.
 """
@@ -114,6 +116,7 @@ def layer_table(model: nn.Module, example_input) -> Summary:
         for handle in handles:
             handle.remove()
 
+    rows += _rows_never_called(model, own_parameters)
     unique = {id(p): p for p in model.parameters()}
     rest = [p for key, p in unique.items() if key not in counted]
     if rest:
@@ -129,6 +132,24 @@ def layer_table(model: nn.Module, example_input) -> Summary:
     total = sum(int(p.numel()) for p in unique.values())
     trainable = sum(int(p.numel()) for p in unique.values() if p.requires_grad)
     return Summary(tuple(rows), total, trainable)
+
+
+def _rows_never_called(model: nn.Module, own_parameters) -> list[LayerRow]:
+    """Rows without an output shape for the leaf modules whose parameters no row has counted."""
+    rows = []
+    for name, module in _leaf_modules(model):
+        fresh = own_parameters(module)
+        if fresh:
+            rows.append(
+                LayerRow(
+                    name=name or type(module).__name__,
+                    kind=type(module).__name__,
+                    output_shape=(),
+                    params=sum(int(p.numel()) for p in fresh),
+                    trainable=sum(int(p.numel()) for p in fresh if p.requires_grad),
+                )
+            )
+    return rows
 
 
 def format_shape(shape, batch: bool = True) -> str:

@@ -87,6 +87,28 @@ def test_parameters_outside_leaf_modules_get_their_own_row():
     assert table.total_params == 5 + 18
 
 
+def test_layers_never_called_get_their_own_rows_after_the_others():
+    class Functional(nn.Module):
+        """Heads that own their parameters, applied through their weights."""
+
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Linear(5, 4)
+            self.mu, self.logvar = nn.Linear(4, 2), nn.Linear(4, 2)
+
+        def forward(self, x):
+            h = self.body(x)
+            return h @ self.mu.weight.T + self.mu.bias, nn.functional.linear(
+                h, self.logvar.weight, self.logvar.bias
+            )
+
+    table = layer_table(Functional(), torch.zeros(3, 5))
+    got = [(row.name, row.kind, row.output_shape, row.params) for row in table.rows]
+    assert got == [("body", "Linear", (3, 4), 24), ("mu", "Linear", (), 10), ("logvar", "Linear", (), 10)]
+    assert format_shape(table.rows[1].output_shape) == "-"
+    assert table.total_params == 44
+
+
 def test_hooks_are_removed_and_mode_is_kept_even_on_error():
     model = TwoHeads().train()
     layer_table(model, torch.zeros(1, 3, 9, 7))

@@ -60,6 +60,11 @@ class Outcome:
     stderr: str
 
 
+def names_read(source: str) -> set[str]:
+    """The names a cell's code reads."""
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+
+
 def decorated_definitions(path: Path, name: str) -> list[ast.stmt]:
     """Top-level decorated ``def``/``class`` statements called ``name``, in file order."""
     kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
@@ -147,6 +152,18 @@ class Catalogue:
     def test_ids(self) -> list[str]:
         nb = notebooks.read(self.source_path)
         return [notebooks.grade_id(c) for c in nb.cells if notebooks.is_test_cell(c)]
+
+    def checking_tests(self, name: str) -> list[str]:
+        """The test cells an answer for ``name`` meets: its own, then those of every other graded
+        name whose reference answer or test cells use it (``gaussian_cnn_cifar10`` builds the
+        student's ``GaussianEncoder``). A correct answer must pass them all."""
+        cells = self.cells()
+        found = list(self.tests[name])
+        for other, test_ids in self.tests.items():
+            sources = [cells[other].source, *(cells[test_id].source for test_id in test_ids)]
+            if other != name and any(name in names_read(source) for source in sources):
+                found += [test_id for test_id in test_ids if test_id not in found]
+        return found
 
     # --- running ------------------------------------------------------------------------------
     def student_cells(self, answers: dict[str, str]) -> list[tuple[str, str]]:

@@ -6,17 +6,23 @@ and the helpers ask the student's process instead.
 
 Two kinds of checks, and the README's threat model names them:
 - *enforced*: computed in the judge from values (``listed`` of values, ``type_name``,
-  ``numerical_gradient``, ``parameter_layers``' counts): the student's code can only give
+  ``numerical_gradient``, ``parameter_layers``' rows and counts): the student's code can only give
   wrong values;
 - *best-effort*: facts only the student's process can observe (``is_instance``, ``autograd``,
   ``parameter_gradients``, ``torch_function_calls``, ``modified_arguments``, ``manual_seed``,
-  ``rng_state``); the student's code could change what that process reports.
+  ``rng_state``, which of ``parameter_layers``' modules ran and their output shapes); the
+  student's code could change what that process reports.
+
+A check built on a mechanism (a hook firing, a module being called, a torch function running) must
+pass every correct answer: a forward may use a layer's weights without calling the layer.
 
 Best-effort helpers take the student's object itself (a handle), not a function of the test's
 that wraps it: the probe must run where the student's object lives.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from convae.grading import probes, proxy
 
@@ -137,41 +143,63 @@ def rng_state():
     )
 
 
-def parameter_layers(stage, inputs, kinds=(), what: str = "the model"):
-    """``([(kind, output shape, parameters)], output)``: one row for each module of ``stage`` that
-    owns parameters, in the order the modules run on ``inputs`` (under ``torch.no_grad``).
+class LayerRow(NamedTuple):
+    """One module that owns parameters, as ``parameter_layers`` reports it."""
 
-    Enforced: the parameter counts, made here from the parameters as values, and ``output``.
-    Best-effort: the kinds (the type name the student's code made or, for a subclass of their own,
-    the first of ``kinds`` it is an instance of) and the layers' output shapes, which arrive as
-    values but when the student's process calls the test's forward hooks. A forward pass that
-    fails raises AssertionError, naming ``what`` and the input's shape.
-    """
-    import torch
+    kind: str  # the layer's kind (see ``parameter_layers``)
+    shape: tuple | None  # the shape of its first output; None if that was no tensor, or it never ran
+    parameters: int  # the number of parameters it owns
+    ran: bool  # whether the forward pass called it as a module
 
+
+def _owned_counts(stage) -> dict[str, int]:
+    """``{module name: parameters it owns}``, counted here from the parameters as values."""
     owned: dict[str, int] = {}
     for name, parameter in listed(stage.named_parameters(remove_duplicate=False)):
         owner = name.rpartition(".")[0]
         owned[owner] = owned.get(owner, 0) + parameter.numel()
+    return owned
 
-    def kind_of(module):
-        name = type_name(module)
-        if name in [cls.__name__ for cls in kinds]:
-            return name
-        return next((cls.__name__ for cls in kinds if is_instance(module, cls)), name)
 
-    records, hooks = [], []
+def _kind_of(module, kinds) -> str:
+    name = type_name(module)
+    if name in [cls.__name__ for cls in kinds]:
+        return name
+    return next((cls.__name__ for cls in kinds if is_instance(module, cls)), name)
 
-    def recorder(kind, count):
+
+def parameter_layers(stage, inputs, kinds=(), what: str = "the model"):
+    """``([LayerRow], output)``: one row for each module of ``stage`` that owns parameters, and
+    ``stage(inputs)`` (run under ``torch.no_grad``).
+
+    Every module that owns parameters has its row, whether or not the forward pass calls it: a
+    forward may compute with a layer's weights directly (``F.linear(h, head.weight, head.bias)``,
+    ``h @ head.weight.T + head.bias``) instead of calling it. The modules that ran come first, in
+    the order they first ran, with the shape of their first output; then the others (``ran``
+    False, shape None), in the order they were registered. A module called twice has one row.
+
+    Enforced: which modules own parameters and how many, made here from the parameters as values,
+    and ``output``. Best-effort: the kinds (the type name the student's code made or, for a
+    subclass of their own, the first of ``kinds`` it is an instance of), which modules ran, in
+    which order and with which output shapes: the student's process reports those by calling the
+    test's forward hooks. A forward pass that fails raises AssertionError, naming ``what`` and the
+    input's shape.
+    """
+    import torch
+
+    owned = _owned_counts(stage)
+    modules = {name: module for name, module in listed(stage.named_modules()) if name in owned}
+    kinds_of = {name: _kind_of(module, kinds) for name, module in modules.items()}
+    first_shapes: dict[str, tuple | None] = {}  # in the order the modules first ran
+
+    def recorder(name):
         def hook(_module, _inputs, output):
-            shape = tuple(output.shape) if isinstance(output, torch.Tensor) else None
-            records.append((kind, shape, count))
+            if name not in first_shapes:
+                first_shapes[name] = tuple(output.shape) if isinstance(output, torch.Tensor) else None
 
         return hook
 
-    for name, module in listed(stage.named_modules()):
-        if name in owned:
-            hooks.append(module.register_forward_hook(recorder(kind_of(module), owned[name])))
+    hooks = [module.register_forward_hook(recorder(name)) for name, module in modules.items()]
     try:
         with torch.no_grad():
             output = stage(inputs)
@@ -180,7 +208,35 @@ def parameter_layers(stage, inputs, kinds=(), what: str = "the model"):
     finally:
         for hook in hooks:
             hook.remove()
-    return records, output
+    ran = [LayerRow(kinds_of[name], shape, owned[name], True) for name, shape in first_shapes.items()]
+    never_ran = [name for name in modules if name not in first_shapes]  # in the order of registration
+    idle = [LayerRow(kinds_of[name], None, owned[name], False) for name in never_ran]
+    return ran + idle, output
+
+
+def align_layers(rows, table):
+    """``[(row or None, table row or None)]``: ``parameter_layers``' rows matched with a table of
+    ``(kind, shape, parameters)`` rows, in the table's order.
+
+    A module that never ran takes the first free table row of its kind and parameter count; the
+    modules that ran fill the other table rows in the order they ran. Rows left over on either
+    side are paired with None: a layer the table does not have, or a table row no layer matches.
+    """
+    slots: list = [None] * len(table)
+    unmatched = []
+    for row in (row for row in rows if not row.ran):
+        free = [
+            i
+            for i, (kind, _, count) in enumerate(table)
+            if slots[i] is None and (kind, count) == (row.kind, row.parameters)
+        ]
+        if free:
+            slots[free[0]] = row
+        else:
+            unmatched.append(row)
+    ran = iter(row for row in rows if row.ran)
+    slots = [slot if slot is not None else next(ran, None) for slot in slots]
+    return list(zip(slots, table, strict=True)) + [(row, None) for row in [*ran, *unmatched]]
 
 
 def numerical_gradient(fn, x, eps: float = 1e-6, weights=None):

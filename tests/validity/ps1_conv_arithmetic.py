@@ -52,6 +52,19 @@ def dense_param_count(in_shape, out_shape, bias=False):
     return sum(p.numel() for p in layer.parameters())
 
 
+@catalogue.correct
+def dense_param_count(in_shape, out_shape, bias=False):
+    """a loop over the output units, each with one weight per input (and its bias); sizes by torch.Size"""
+    import torch
+
+    n_in = torch.Size([in_shape] if isinstance(in_shape, int) else in_shape).numel()
+    n_out = torch.Size([out_shape] if isinstance(out_shape, int) else out_shape).numel()
+    total = 0
+    for _unit in range(n_out):
+        total += n_in + (1 if bias else 0)
+    return total
+
+
 @catalogue.wrong("test_dense_param_count", "bias on by default")
 def dense_param_count(in_shape, out_shape, bias=True):
     import math
@@ -127,6 +140,17 @@ def conv2d_param_count(in_channels, out_channels, kernel_size, bias=True):
     return out_channels * per_filter
 
 
+@catalogue.correct
+def conv2d_param_count(in_channels, out_channels, kernel_size, bias=True):
+    """the sizes of the weight and bias tensors F.conv2d takes, made on the meta device"""
+    import torch
+
+    k_h, k_w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+    weight = torch.empty(out_channels, in_channels, k_h, k_w, device="meta")
+    bias_term = torch.empty(out_channels if bias else 0, device="meta")
+    return weight.numel() + bias_term.numel()
+
+
 @catalogue.wrong("test_conv2d_param_count", "forgets in_channels")
 def conv2d_param_count(in_channels, out_channels, kernel_size, bias=True):
     k_h, k_w = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
@@ -191,6 +215,13 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     w = torch.zeros(1, 1, kernel_size, 1)
     y = torch.nn.functional.conv2d(x, w, stride=(stride, 1), padding=(padding, 0), dilation=(dilation, 1))
     return y.shape[2]
+
+
+@catalogue.correct
+def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
+    """the window starts counted by range()"""
+    span = dilation * (kernel_size - 1) + 1
+    return len(range(0, size + 2 * padding - span + 1, stride))
 
 
 @catalogue.wrong("test_conv2d_output_size", "ceil instead of floor")
@@ -261,6 +292,15 @@ def conv_transpose2d_output_size(size, kernel_size, stride=1, padding=0, output_
         dilation=(dilation, 1),
     )
     return int(y.shape[2])
+
+
+@catalogue.correct
+def conv_transpose2d_output_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
+    """a loop over the input positions, following the furthest pixel a stamp reaches"""
+    reach = 0
+    for position in range(size):
+        reach = max(reach, position * stride + dilation * (kernel_size - 1) + 1)
+    return reach - 2 * padding + output_padding
 
 
 @catalogue.wrong("test_conv_transpose2d_output_size", "ignores output_padding")

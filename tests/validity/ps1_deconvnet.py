@@ -59,6 +59,26 @@ def visualise_activations(model, x, layer_index, keep_top_k):
     return kept.detach()
 
 
+@catalogue.correct
+def visualise_activations(model, x, layer_index, keep_top_k):
+    """iterates over the model's layers; each image's threshold from torch.kthvalue"""
+    layers = []
+    for index, layer in enumerate(model):
+        if index > layer_index:
+            break
+        layers.append(layer)
+    with torch.no_grad():
+        h = x
+        for layer in layers:
+            h = layer(h)
+        flat = h.reshape(len(h), -1)
+        threshold = flat.kthvalue(flat.shape[1] - keep_top_k + 1, dim=1, keepdim=True).values
+        kept = torch.where(flat >= threshold, flat, torch.zeros_like(flat)).reshape(h.shape)
+        for layer in reversed(layers):
+            kept = layer.undo(kept)
+    return kept
+
+
 @catalogue.wrong("test_visualise_activations", "top-k over the whole batch, not per image")
 def visualise_activations(model, x, layer_index, keep_top_k):
     with torch.no_grad():
@@ -212,4 +232,19 @@ def visualise_activations(model, x, layer_index, keep_top_k):
         kept = h * mask[:, :, None, None]
         for i in range(layer_index, -1, -1):
             kept = model[i].undo(kept)
+    return kept
+
+
+@catalogue.wrong("test_visualise_activations", "layers reached by model.children(), which the text rules out")
+def visualise_activations(model, x, layer_index, keep_top_k):
+    layers = list(model.children())[: layer_index + 1]
+    with torch.no_grad():
+        h = x
+        for layer in layers:
+            h = layer(h)
+        flat = h.reshape(len(h), -1)
+        top = flat.topk(keep_top_k, dim=1).indices
+        kept = torch.zeros_like(flat).scatter(1, top, flat.gather(1, top)).reshape(h.shape)
+        for layer in reversed(layers):
+            kept = layer.undo(kept)
     return kept

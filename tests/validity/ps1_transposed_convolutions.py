@@ -58,6 +58,21 @@ def conv2d_matrix(weight, input_size, stride=1, padding=0):
     return torch.autograd.functional.jacobian(conv, torch.zeros(c_in * h * w, dtype=weight.dtype))
 
 
+@catalogue.correct
+def conv2d_matrix(weight, input_size, stride=1, padding=0):
+    """F.unfold of an image of pixel numbers tells which input pixel each kernel tap reads"""
+    c_out, c_in, k_h, k_w = weight.shape
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    numbers = torch.arange(1, c_in * h * w + 1, dtype=torch.float64).reshape(1, c_in, h, w)
+    taps = F.unfold(numbers, (k_h, k_w), padding=padding, stride=stride)[0].long().T - 1  # (outputs, taps)
+    taps[taps < 0] = c_in * h * w  # taps in the padding read a spare column, dropped below
+    n_out = taps.shape[0]
+    matrix = weight.new_zeros(c_out, n_out, c_in * h * w + 1)
+    values = weight.reshape(c_out, 1, -1).expand(-1, n_out, -1)  # taps in unfold's order (c, a, b)
+    matrix.scatter_(2, taps.expand(c_out, -1, -1), values)
+    return matrix[:, :, :-1].reshape(c_out * n_out, c_in * h * w)
+
+
 @catalogue.wrong("test_conv2d_matrix", "flips the kernel (a true convolution)")
 def conv2d_matrix(weight, input_size, stride=1, padding=0):
     c_in = weight.shape[1]
@@ -195,6 +210,28 @@ def conv_transpose2d(x, weight, stride=1, padding=0, output_padding=0):
     stamps = torch.einsum("nihw,iokl->nohwkl", x, weight).reshape(n, c_out, -1)
     canvas = x.new_zeros(n, c_out, full_h * full_w).index_add_(2, target, stamps)
     return canvas.reshape(n, c_out, full_h, full_w)[:, :, p_h : full_h - p_h, p_w : full_w - p_w]
+
+
+@catalogue.correct
+def conv_transpose2d(x, weight, stride=1, padding=0, output_padding=0):
+    """stamps put in place by einsum with one-hot placement matrices, one per axis"""
+
+    def pair(value):
+        return (value, value) if isinstance(value, int) else tuple(value)
+
+    (s_h, s_w), (p_h, p_w), (o_h, o_w) = pair(stride), pair(padding), pair(output_padding)
+    n, c_in, h, w = x.shape
+    _, c_out, k_h, k_w = weight.shape
+    full_h, full_w = (h - 1) * s_h + k_h + o_h, (w - 1) * s_w + k_w + o_w
+
+    def placement(size, k, s, full):
+        """(size, k, full): input position i with kernel offset a lands on i * s + a."""
+        return F.one_hot(torch.arange(size)[:, None] * s + torch.arange(k)[None, :], full).to(x.dtype)
+
+    stamps = torch.einsum("nihw,ioab->nohwab", x, weight)
+    canvas = torch.einsum("nohwab,hap->nopwb", stamps, placement(h, k_h, s_h, full_h))
+    canvas = torch.einsum("nopwb,wbq->nopq", canvas, placement(w, k_w, s_w, full_w))
+    return canvas[:, :, p_h : full_h - p_h, p_w : full_w - p_w]
 
 
 @catalogue.wrong("test_conv_transpose2d", "ignores output_padding")
@@ -398,6 +435,14 @@ class UndoableReLU(nn.ReLU):
         return y * (y > 0)
 
 
+@catalogue.correct
+class UndoableReLU(nn.ReLU):
+    """undo runs the layer's own ReLU on the signal: super().forward(y)"""
+
+    def undo(self, y):
+        return super().forward(y)
+
+
 @catalogue.wrong("test_UndoableReLU", "masks with the forward input (backpropagation)")
 class UndoableReLU(nn.ReLU):
     def forward(self, x):
@@ -479,6 +524,37 @@ class UndoableMaxPool2d(nn.MaxPool2d):
             leaf = self.saved.clone().requires_grad_(True)
             pooled = F.max_pool2d(leaf, self.kernel_size, self.stride, self.padding, self.dilation)
             return torch.autograd.grad(pooled, leaf, y)[0]
+
+
+@catalogue.correct
+class UndoableMaxPool2d(nn.MaxPool2d):
+    """windows from F.unfold, the maxima's positions worked out by hand, undo by index assignment"""
+
+    @staticmethod
+    def pair(value):
+        return (value, value) if isinstance(value, int) else tuple(value)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        settings = (self.kernel_size, self.stride, self.padding, self.dilation)
+        (k_h, k_w), (s_h, s_w), (p_h, p_w), (d_h, d_w) = (self.pair(v) for v in settings)
+        padded = F.pad(x, (p_w, p_w, p_h, p_h), value=float("-inf"))
+        padded = padded.reshape(n * c, 1, h + 2 * p_h, w + 2 * p_w)
+        windows = F.unfold(padded, (k_h, k_w), dilation=(d_h, d_w), stride=(s_h, s_w))
+        values, best = windows.max(dim=1)  # over the taps of each window
+        out_h = (h + 2 * p_h - d_h * (k_h - 1) - 1) // s_h + 1
+        out_w = (w + 2 * p_w - d_w * (k_w - 1) - 1) // s_w + 1
+        window = torch.arange(out_h * out_w)
+        rows = (window // out_w) * s_h - p_h + (best // k_w) * d_h
+        cols = (window % out_w) * s_w - p_w + (best % k_w) * d_w
+        self.positions, self.input_shape = rows * w + cols, x.shape
+        return values.reshape(n, c, out_h, out_w)
+
+    def undo(self, y):
+        n, c, h, w = self.input_shape
+        flat = y.new_zeros(n * c, h * w)
+        flat[torch.arange(n * c)[:, None], self.positions] = y.reshape(n * c, -1)
+        return flat.reshape(n, c, h, w)
 
 
 @catalogue.wrong("test_UndoableMaxPool2d", "unpools without output_size (odd sizes lose a row)")
@@ -574,6 +650,20 @@ class UndoableConv2d(nn.Conv2d):
             leaf = torch.zeros(y.shape[0], *self.input_shape[1:], requires_grad=True)
             out = F.conv2d(leaf, self.weight.detach(), None, self.stride, self.padding)
             return torch.autograd.grad(out, leaf, y)[0]
+
+
+@catalogue.correct
+class UndoableConv2d(nn.Conv2d):
+    """forward by F.conv2d, undo by the transposed matrix of the convolution (conv2d_matrix)"""
+
+    def forward(self, x):
+        self.input_size = tuple(x.shape[-2:])
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def undo(self, y):
+        h, w = self.input_size
+        matrix = conv2d_matrix(self.weight, (h, w), self.stride[0], self.padding[0])  # noqa: F821
+        return (y.reshape(len(y), -1) @ matrix).reshape(len(y), self.in_channels, h, w)
 
 
 @catalogue.wrong("test_UndoableConv2d", "no output_padding (27 pixels back instead of 28)")
@@ -677,6 +767,16 @@ class UndoableSequential(nn.Sequential):
         return y
 
 
+@catalogue.correct
+class UndoableSequential(nn.Sequential):
+    """recursion: the first layer undoes what the rest of the sequence (a slice) gives back"""
+
+    def undo(self, y):
+        if len(self) == 0:
+            return y
+        return self[0].undo(self[1:].undo(y))
+
+
 @catalogue.wrong("test_UndoableSequential", "undoes the layers in forward order")
 class UndoableSequential(nn.Sequential):
     def undo(self, y):
@@ -733,6 +833,14 @@ def overlap_counts(kernel_size, stride, size):
         for v in range(size):
             canvas[h * stride : h * stride + kernel_size, v * stride : v * stride + kernel_size] += 1
     return canvas
+
+
+@catalogue.correct
+def overlap_counts(kernel_size, stride, size):
+    """F.fold of all-ones stamps, rounded to integers"""
+    m = (size - 1) * stride + kernel_size
+    stamps = torch.ones(1, kernel_size * kernel_size, size * size)
+    return F.fold(stamps, (m, m), kernel_size, stride=stride)[0, 0].round().long()
 
 
 @catalogue.wrong("test_overlap_counts", "returns floats (transposed convolution without .long())")

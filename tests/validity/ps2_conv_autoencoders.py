@@ -145,6 +145,59 @@ class ConvAutoencoder(nn.Module):
         return self.forward(x).sigmoid()
 
 
+@catalogue.correct
+class ConvAutoencoder(nn.Module):
+    """pooling as the max of reshaped 2x2 windows, nearest upsampling by index selection"""
+
+    class IndexDecoder(nn.Module):
+        def __init__(self, c1, c2, c3, out_channels):
+            super().__init__()
+            pairs = [(c3, c3), (c3, c2), (c2, c1)]
+            self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in pairs)
+            self.out = nn.Conv2d(c1, out_channels, 3, padding=1)
+
+        @staticmethod
+        def nearest(h, size):
+            """Pixel i of the output copies pixel floor(i * in / out) of the input, along each axis."""
+            rows = torch.arange(size) * h.shape[-2] // size
+            cols = torch.arange(size) * h.shape[-1] // size
+            return h[..., rows[:, None], cols[None, :]]
+
+        def forward(self, code):
+            h = code
+            for size, conv in zip((7, 14, 28), self.convs, strict=True):
+                h = torch.relu(conv(self.nearest(h, size)))
+            return self.out(h)
+
+    def __init__(self, channels=(16, 8, 8), in_channels=1, decoder=None):
+        super().__init__()
+        c1, c2, c3 = channels
+        pairs = [(in_channels, c1), (c1, c2), (c2, c3)]
+        self.down = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in pairs)
+        self.decoder = ConvAutoencoder.IndexDecoder(c1, c2, c3, in_channels) if decoder is None else decoder
+
+    @staticmethod
+    def pool(h):
+        if h.shape[-1] % 2:  # round up: an odd side gets a row and a column that never win
+            h = F.pad(h, (0, 1, 0, 1), value=float("-inf"))
+        n, c, height, width = h.shape
+        return h.reshape(n, c, height // 2, 2, width // 2, 2).amax(dim=(3, 5))
+
+    def encode(self, x):
+        for conv in self.down:
+            x = self.pool(torch.relu(conv(x)))
+        return x
+
+    def decode(self, code):
+        return self.decoder(code)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+    def reconstruct(self, x):
+        return torch.sigmoid(self.forward(x))
+
+
 # --- ConvAutoencoder: known mistakes -------------------------------------------------------------
 # Each is the reference with one thing changed (marked with a comment).
 
@@ -636,6 +689,36 @@ class ConvAutoencoder(nn.Module):
         return torch.sigmoid(self(x))
 
 
+@catalogue.wrong(
+    "test_ConvAutoencoder_shapes", "the encoder's convolutions computed by F.conv2d from the modules' weights"
+)
+class ConvAutoencoder(nn.Module):
+    def __init__(self, channels=(16, 8, 8), in_channels=1, decoder=None):
+        super().__init__()
+        c1, c2, c3 = channels
+        pairs = [(in_channels, c1), (c1, c2), (c2, c3)]
+        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in pairs)
+        layers = []
+        for size, (a, b) in zip((7, 14, 28), [(c3, c3), (c3, c2), (c2, c1)], strict=True):
+            layers += [nn.Upsample(size=size), nn.Conv2d(a, b, 3, padding=1), nn.ReLU()]
+        layers.append(nn.Conv2d(c1, in_channels, 3, padding=1))
+        self.decoder = nn.Sequential(*layers) if decoder is None else decoder
+
+    def encode(self, x):
+        for conv in self.convs:
+            x = F.max_pool2d(F.relu(F.conv2d(x, conv.weight, conv.bias, padding=1)), 2, ceil_mode=True)
+        return x
+
+    def decode(self, code):
+        return self.decoder(code)
+
+    def forward(self, x):
+        return self.decode(self.encode(x))
+
+    def reconstruct(self, x):
+        return torch.sigmoid(self(x))
+
+
 # --- TransposedConvDecoder ---------------------------------------------------------------------
 
 
@@ -674,6 +757,29 @@ class TransposedConvDecoder(nn.Module):
         h = F.relu(self.up2(h))
         h = F.relu(self.up3(h))
         return self.out(h)
+
+
+@catalogue.correct
+class TransposedConvDecoder(nn.Module):
+    """the last convolution as F.conv2d with a weight and a bias of its own (nn.Parameter)"""
+
+    def __init__(self, channels=(16, 8, 8), out_channels=1):
+        super().__init__()
+        c1, c2, c3 = channels
+        self.ups = nn.Sequential(
+            nn.ConvTranspose2d(c3, c3, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            nn.ReLU(),
+        )
+        bound = 1 / (9 * c1) ** 0.5
+        self.weight = nn.Parameter(torch.empty(out_channels, c1, 3, 3).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_channels).uniform_(-bound, bound))
+
+    def forward(self, code):
+        return F.conv2d(self.ups(code), self.weight, self.bias, padding=1)
 
 
 @catalogue.wrong("test_TransposedConvDecoder", "output_padding=1 at every stage (4 -> 8 -> 16 -> 32)")
@@ -804,6 +910,25 @@ class TransposedConvDecoder(nn.Module):
         return self.layers(code)
 
 
+@catalogue.wrong(
+    "test_TransposedConvDecoder",
+    "the transposed convolutions computed by F.conv_transpose2d from the modules' weights",
+)
+class TransposedConvDecoder(nn.Module):
+    def __init__(self, channels=(16, 8, 8), out_channels=1):
+        super().__init__()
+        c1, c2, c3 = channels
+        pairs = [(c3, c3), (c3, c2), (c2, c1)]
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1) for a, b in pairs)
+        self.out = nn.Conv2d(c1, out_channels, 3, padding=1)
+
+    def forward(self, code):
+        h = code
+        for extra, up in zip((0, 1, 1), self.ups, strict=True):
+            h = F.relu(F.conv_transpose2d(h, up.weight, up.bias, stride=2, padding=1, output_padding=extra))
+        return self.out(h)
+
+
 # --- reconstruction_loss -------------------------------------------------------------------------
 
 
@@ -841,6 +966,20 @@ def reconstruction_loss(logits, target, likelihood="bernoulli"):
         raise ValueError("unknown likelihood")
     stable = logits.clamp(min=0) - logits * target + torch.log1p(torch.exp(-logits.abs()))
     return stable.sum() / batch
+
+
+@catalogue.correct
+def reconstruction_loss(logits, target, likelihood="bernoulli"):
+    """log-likelihoods from torch.distributions (Bernoulli, and Normal less its constant)"""
+    from torch.distributions import Bernoulli, Normal
+
+    if likelihood == "bernoulli":
+        log_likelihood = Bernoulli(logits=logits, validate_args=False).log_prob(target)
+    elif likelihood == "gaussian":
+        log_likelihood = Normal(logits, 1.0).log_prob(target) + 0.5 * math.log(2 * math.pi)  # noqa: F821
+    else:
+        raise ValueError(f"unknown likelihood {likelihood!r}")
+    return -log_likelihood.sum() / len(logits)
 
 
 @catalogue.wrong("test_reconstruction_loss_bernoulli", "mean over pixels (library default reduction)")
@@ -983,6 +1122,17 @@ def add_noise(x, std, generator=None):
     noisy = x + std * x.new_empty(x.shape).normal_(generator=generator)
     noisy.clamp_(0, 1)
     return noisy
+
+
+@catalogue.correct
+def add_noise(x, std, generator=None):
+    """Box-Muller: normal noise made from two uniforms per pixel, drawn with the generator"""
+    import math
+
+    u1 = 1 - torch.rand(x.shape, generator=generator, dtype=x.dtype)  # in (0, 1]: its log is finite
+    u2 = torch.rand(x.shape, generator=generator, dtype=x.dtype)
+    noise = torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
+    return torch.clamp(x + std * noise, 0, 1)
 
 
 @catalogue.wrong("test_add_noise", "no clipping")

@@ -88,6 +88,22 @@ class RegularisedLoss:
         return loss + self.weight * reg
 
 
+@catalogue.correct
+class RegularisedLoss:
+    """the total as a matrix product: the stacked terms times the vector (1, weight)"""
+
+    def __init__(self, loss_fn, reg_fn, weight=1.0):
+        self.loss_fn, self.reg_fn, self.weight = loss_fn, reg_fn, weight
+        self.last_loss = self.last_reg = None
+
+    def __call__(self, output, target):
+        import torch
+
+        terms = torch.stack([self.loss_fn(output, target), self.reg_fn(output)])
+        self.last_loss, self.last_reg = (float(t) for t in terms.detach())
+        return terms @ torch.tensor([1.0, self.weight], dtype=terms.dtype)
+
+
 # --- mistakes ---------------------------------------------------------------------------------
 
 
@@ -313,6 +329,16 @@ def kl_weight(step, warmup_steps, beta=1.0):
     return float(torch.clamp(progress, max=1.0) * beta)
 
 
+@catalogue.correct
+def kl_weight(step, warmup_steps, beta=1.0):
+    """exact rational arithmetic with fractions.Fraction, made a float at the end"""
+    from fractions import Fraction
+
+    if warmup_steps == 0:
+        return float(beta)
+    return float(Fraction(beta) * min(Fraction(step, warmup_steps), Fraction(1)))
+
+
 @catalogue.wrong("test_kl_weight_values", "reaches beta one step late: divides by warmup_steps + 1")
 def kl_weight(step, warmup_steps, beta=1.0):
     return float(beta) * min(1.0, step / (warmup_steps + 1))
@@ -408,6 +434,13 @@ def my_balance():
 def my_balance():
     """a list, a small beta for reconstructions and the longest warm-up allowed"""
     return [0.5, 999]
+
+
+@catalogue.correct
+def my_balance():
+    """the warm-up worked out from the length of the run"""
+    run_steps = 1000
+    return 2.0, run_steps // 4
 
 
 @catalogue.wrong("test_my_balance", "a warm-up as long as the run: the weight never reaches beta")

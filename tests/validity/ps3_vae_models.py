@@ -62,6 +62,39 @@ class GaussianEncoder(nn.Module):
         return mu, logvar
 
 
+@catalogue.correct
+class GaussianEncoder(nn.Module):
+    """heads as matrix products with their weights, h @ W.T + b (the heads never called as modules)"""
+
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        return h @ self.mu.weight.T + self.mu.bias, h @ self.logvar.weight.T + self.logvar.bias
+
+
+@catalogue.correct
+class GaussianEncoder(nn.Module):
+    """both heads in one einsum over their stacked weights"""
+
+    def __init__(self, features, feature_dim, latent_dim):
+        super().__init__()
+        self.features = features
+        self.mu = nn.Linear(feature_dim, latent_dim)
+        self.logvar = nn.Linear(feature_dim, latent_dim)
+
+    def forward(self, x):
+        h = self.features(x)
+        weights = torch.stack([self.mu.weight, self.logvar.weight])
+        biases = torch.stack([self.mu.bias, self.logvar.bias])
+        out = torch.einsum("nf,hlf->hnl", h, weights) + biases[:, None, :]
+        return out[0], out[1]
+
+
 ENCODER_TEMPLATE = """
 class GaussianEncoder(nn.Module):
     def __init__(self, features, feature_dim, latent_dim):
@@ -154,6 +187,14 @@ _vae_with_forward(
 _vae_with_forward(
     """
     mu, logvar = self.encoder(x)
+    eps = torch.empty_like(mu).normal_()
+    return self.decoder(torch.addcmul(mu, torch.exp(0.5 * logvar), eps)), mu, logvar
+    """,
+    "the sample by torch.addcmul, noise from Tensor.normal_",
+)
+_vae_with_forward(
+    """
+    mu, logvar = self.encoder(x)
     return self.decoder(mu), mu, logvar
     """,
     "decodes mu: no sampling",
@@ -223,6 +264,19 @@ def negative_elbo(model, x, beta=1.0):
     logits, mu, logvar = model(x)
     reconstruction = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / len(x)
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum() / len(x)
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+@catalogue.correct
+def negative_elbo(model, x, beta=1.0):
+    """torch.distributions: the Bernoulli log-likelihood and kl_divergence to the prior"""
+    from torch.distributions import Bernoulli, Normal, kl_divergence
+
+    logits, mu, logvar = model(x)
+    log_likelihood = Bernoulli(logits=logits, validate_args=False).log_prob(x).reshape(len(x), -1).sum(1)
+    prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    kl = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), prior).sum(1)
+    reconstruction, kl = -log_likelihood.mean(), kl.mean()
     return reconstruction + beta * kl, reconstruction, kl
 
 
@@ -363,6 +417,52 @@ def gaussian_cnn_cifar10(latent_dim=16):
         nn.ConvTranspose2d(32, 3, (3, 3), (2, 2), (1, 1), (1, 1)),
     )
     return VAE(GaussianEncoder(features, 2048, latent_dim), decoder, latent_dim)  # noqa: F821
+
+
+@catalogue.correct
+def gaussian_cnn_cifar10(latent_dim=16):
+    """the table's layers as modules, forward computing with their weights (F.conv2d, addmm, F.linear)"""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    class Encoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            pairs = ((3, 32), (32, 64), (64, 128))
+            self.convs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in pairs)
+            self.mu = nn.Linear(2048, latent_dim)
+            self.logvar = nn.Linear(2048, latent_dim)
+
+        def forward(self, x):
+            for conv in self.convs:
+                x = F.relu(F.conv2d(x, conv.weight, conv.bias, stride=2, padding=1))
+            h = x.flatten(1)
+            mu = torch.addmm(self.mu.bias, h, self.mu.weight.T)
+            return mu, F.linear(h, self.logvar.weight, self.logvar.bias)
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(latent_dim, 2048)
+            pairs = ((128, 64), (64, 32), (32, 3))
+            self.ups = nn.ModuleList(
+                nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1) for a, b in pairs
+            )
+
+        def forward(self, z):
+            x = F.relu(F.linear(z, self.fc.weight, self.fc.bias)).view(-1, 128, 4, 4)
+            for index, up in enumerate(self.ups):
+                x = F.conv_transpose2d(x, up.weight, up.bias, stride=2, padding=1, output_padding=1)
+                x = F.relu(x) if index < len(self.ups) - 1 else x
+            return x
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = Encoder(), Decoder()
+
+    return Model()
 
 
 # --- mistakes ---------------------------------------------------------------------------------
@@ -655,6 +755,45 @@ def keras_cifar_vae(latent_dim=2):
         ]
     dec.append(nn.ConvTranspose2d(128, 3, kernel_size=3, padding=1))
     return VAE(GaussianEncoder(nn.Sequential(*enc), 8, latent_dim), nn.Sequential(*dec), latent_dim)  # noqa: F821
+
+
+@catalogue.correct
+def keras_cifar_vae(latent_dim=2):
+    """the Dense layers as matrix products with their weights, the convolutions called as modules"""
+
+    class Heads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            layers = []
+            for c_in, c_out in ((3, 512), (512, 256), (256, 128), (128, 64), (64, 32)):
+                layers += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            layers += [nn.Conv2d(32, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 8, 3, padding=1), nn.ReLU()]
+            self.convs = nn.Sequential(*layers)
+            self.z_mean, self.z_log_var = nn.Linear(8, latent_dim), nn.Linear(8, latent_dim)
+
+        def forward(self, x):
+            h = self.convs(x).flatten(1)
+            mean = torch.einsum("nf,df->nd", h, self.z_mean.weight) + self.z_mean.bias
+            return mean, h @ self.z_log_var.weight.T + self.z_log_var.bias
+
+    class Decoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(latent_dim, 8)
+            layers = []
+            for c_in, c_out in ((8, 8), (8, 16), (16, 32), (32, 64), (64, 128)):
+                layers += [
+                    nn.ConvTranspose2d(c_in, c_out, 3, padding=1),
+                    nn.ReLU(),
+                    nn.Upsample(scale_factor=2),
+                ]
+            self.ups = nn.Sequential(*layers, nn.ConvTranspose2d(128, 3, 3, padding=1))
+
+        def forward(self, z):
+            h = torch.relu(z @ self.dense.weight.T + self.dense.bias)
+            return self.ups(h.reshape(-1, 8, 1, 1))
+
+    return VAE(Heads(), Decoder(), latent_dim)  # noqa: F821 -- defined by the notebook
 
 
 KERAS_REFERENCE = """

@@ -43,6 +43,18 @@ def kl_standard_normal(mu, logvar):
     return (0.5 * mu * mu + 0.5 * sigma * sigma - 0.5 - torch.log(sigma)).sum(1)
 
 
+@catalogue.correct
+def kl_standard_normal(mu, logvar):
+    """a Python loop over the latent dimensions, adding the one-dimensional KLs"""
+    import torch
+
+    total = torch.zeros(mu.shape[0], dtype=mu.dtype)
+    for j in range(mu.shape[1]):
+        m, lv = mu[:, j], logvar[:, j]
+        total = total + 0.5 * (m * m + torch.exp(lv) - 1 - lv)
+    return total
+
+
 @catalogue.wrong("test_kl_standard_normal", "logvar used as log-sigma")
 def kl_standard_normal(mu, logvar):
     import torch
@@ -170,6 +182,19 @@ def reparameterize(mu, logvar, generator=None):
 
     eps = torch.randn(*mu.shape, generator=generator, dtype=torch.float64).to(mu.dtype)
     return mu + logvar.exp() ** 0.5 * eps
+
+
+@catalogue.correct
+def reparameterize(mu, logvar, generator=None):
+    """Box-Muller: the noise made from two uniforms per entry, drawn with the generator"""
+    import math
+
+    import torch
+
+    u1 = 1 - torch.rand(mu.shape, generator=generator, dtype=mu.dtype)  # in (0, 1]: its log is finite
+    u2 = torch.rand(mu.shape, generator=generator, dtype=mu.dtype)
+    eps = torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
+    return mu + torch.exp(0.5 * logvar) * eps
 
 
 @catalogue.wrong("test_reparameterize_gradients", "logvar used as log-sigma: sigma = exp(logvar)")
@@ -320,6 +345,20 @@ def kl_monte_carlo(mu, logvar, n_samples, generator=None):
     log_q = -0.5 * math.log(2 * math.pi) - 0.5 * lv_r - 0.5 * (z - mu_r) ** 2 * (-lv_r).exp()
     log_p = -0.5 * math.log(2 * math.pi) - 0.5 * z**2
     return (log_q - log_p).sum(dim=1).view(n_samples, n).mean(dim=0)
+
+
+@catalogue.correct
+def kl_monte_carlo(mu, logvar, n_samples, generator=None):
+    """log-densities of whole codes from MultivariateNormal with a diagonal scale_tril"""
+    import torch
+    from torch.distributions import MultivariateNormal
+
+    shape = (n_samples, *mu.shape)
+    z = reparameterize(mu.expand(shape), logvar.expand(shape), generator=generator)  # noqa: F821
+    q = MultivariateNormal(mu, scale_tril=torch.diag_embed(torch.exp(0.5 * logvar)))
+    d = mu.shape[-1]
+    p = MultivariateNormal(torch.zeros(d, dtype=mu.dtype), scale_tril=torch.eye(d, dtype=mu.dtype))
+    return (q.log_prob(z) - p.log_prob(z)).mean(dim=0)
 
 
 @catalogue.wrong("test_kl_monte_carlo", "mean over latent dimensions")
@@ -480,6 +519,24 @@ def vae_loss(x, logits, mu, logvar, beta=1.0):
         -Bernoulli(logits=logits, validate_args=False).log_prob(x).reshape(len(x), -1).sum(-1).mean()
     )
     kl = kl_standard_normal(mu, logvar).mean()
+    return reconstruction + beta * kl, reconstruction, kl
+
+
+@catalogue.correct
+def vae_loss(x, logits, mu, logvar, beta=1.0):
+    """a Python loop over the images, and kl_divergence from torch.distributions"""
+    import torch
+    import torch.nn.functional as F
+    from torch.distributions import Normal, kl_divergence
+
+    n = x.shape[0]
+    per_image = [
+        F.binary_cross_entropy_with_logits(image_logits, image, reduction="sum")
+        for image, image_logits in zip(x, logits, strict=True)
+    ]
+    reconstruction = sum(per_image) / n
+    prior = Normal(torch.zeros_like(mu), torch.ones_like(mu))
+    kl = kl_divergence(Normal(mu, torch.exp(0.5 * logvar)), prior).sum() / n
     return reconstruction + beta * kl, reconstruction, kl
 
 
