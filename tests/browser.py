@@ -85,14 +85,6 @@ class Chromium:
         os.close(self.replies)
         shutil.rmtree(self.profile, ignore_errors=True)
 
-
-def wait_until(condition, seconds: float = 15.0):
-    deadline = time.monotonic() + seconds
-    while not (value := condition()):
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-    return value
-
     def screenshot(self, path: Path, width: int = 1100, height: int = 1800) -> Path:
         """A PNG of the open page at this size (for a person to look at)."""
         self.send(
@@ -105,3 +97,11 @@ def wait_until(condition, seconds: float = 15.0):
         data = self.send("Page.captureScreenshot", format="png")["data"]
         path.write_bytes(base64.b64decode(data))
         return path
+
+
+def wait_until(condition, seconds: float = 15.0):
+    deadline = time.monotonic() + seconds
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+    return value

@@ -18,7 +18,26 @@ import sys
 import time
 from pathlib import Path
 
-PRELOAD = ("numpy", "torch", "torch.optim", "matplotlib", "convae.grading.agent", "safetensors.torch")
+# What the notebooks' setup cells import, as the grading kernel server preloads it: a student
+# process forks with it loaded instead of importing it again for every judged case.
+PRELOAD = (
+    "numpy",
+    "torch",
+    "torch.optim",
+    "torch._dynamo",  # imported lazily by the first optimizer step
+    "matplotlib",
+    "convae.data",
+    "convae.training",
+    "convae.summary",
+    "convae.pretrained",
+    "convae.plotting",
+    "convae.notebooks",
+    "nbformat",
+    "IPython.core.inputtransformer2",  # convae.notebooks.run_cells: a sibling notebook's cells
+    "convae.grading.agent",
+    "convae.grading.checks",
+    "safetensors.torch",
+)
 
 
 def run_student(request: dict) -> None:

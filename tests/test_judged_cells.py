@@ -53,10 +53,11 @@ def cases():
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_every_graded_notebook_starts_with_a_locked_imports_cell(path):
+def test_every_graded_notebook_starts_with_locked_install_and_imports_cells(path):
     nb = notebooks.read(path)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    assert notebooks.grade_id(code[0]) == "imports" and notebooks.nbgrader_meta(code[0]).get("locked")
+    assert [notebooks.grade_id(c) for c in code[:2]] == ["install", "imports"]
+    assert all(notebooks.nbgrader_meta(c).get("locked") for c in code[:2])
 
 
 @pytest.mark.parametrize(("path", "test_id"), list(cases()))

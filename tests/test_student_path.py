@@ -100,6 +100,14 @@ def make_place(base: Path) -> Place:
     return here
 
 
+def test_the_course_setting_is_the_address_of_every_notebooks_install_cell(place):
+    wheel = place.dist / f"convae-{convae.__version__}-py3-none-any.whl"
+    for path in sorted(place.dist.glob("*/*.ipynb")):
+        first_code = next(c for c in notebooks.read(path).cells if c.cell_type == "code")
+        assert notebooks.grade_id(first_code) == install_cell.GRADE_ID, path
+        assert install_cell.address(first_code.source) == wheel.as_uri(), path
+
+
 def install_cell_source(path: Path, address: str | None = None) -> str:
     cell = next(c for c in notebooks.read(path).cells if notebooks.grade_id(c) == install_cell.GRADE_ID)
     source = cell.source
@@ -229,20 +237,8 @@ def test_reference_answers_run_clean_with_silent_checks_and_figures(answered_run
         assert sum(cell["images"] for cell in result["cells"]) > 0, f"{key} shows no figure"
 
 
-def test_the_students_folder_grades_like_the_example_classs_complete_student(place, answered_runs):
-    folder, results = answered_runs
-    for result in results.values():
-        executed = Path(result["executed"])
-        target = (
-            place.root / "submitted" / STUDENT / executed.parent.name / executed.name.replace(".answers", "")
-        )
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(executed, target)
-        (target.parent / "timestamp.txt").write_text("2026-12-01 12:00:00.000000 UTC")  # nbgrader's layout
-    graded = run(
-        ["bash", REPO / "course.sh", "--root", place.root, "grade", "--student", STUDENT], timeout=1800
-    )
-    assert graded.returncode == 0, graded.stdout[-3000:] + graded.stderr[-3000:]
+def test_the_students_folder_grades_like_the_example_classs_complete_student(graded):
+    place, *_ = graded
     got = {
         (g.assignment, g.notebook): g.score
         for g in course.notebook_grades(place.root)
@@ -255,6 +251,18 @@ def test_the_students_folder_grades_like_the_example_classs_complete_student(pla
             if row["student"] == "example-complete"
         }
     assert got == expected
+
+
+def hand_in_the_students_folder(place: Place, results: dict) -> None:
+    """The executed notebooks of the student's folder, handed in as nbgrader lays a submission out."""
+    for result in results.values():
+        executed = Path(result["executed"])
+        target = (
+            place.root / "submitted" / STUDENT / executed.parent.name / executed.name.replace(".answers", "")
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(executed, target)
+        (target.parent / "timestamp.txt").write_text("2026-12-01 12:00:00.000000 UTC")
 
 
 # --- JupyterHub: nbgrader's exchange ---------------------------------------------------------
@@ -314,9 +322,11 @@ def instructor_nbgrader(place: Place, args, exchange: Path) -> subprocess.Comple
 
 
 @pytest.fixture(scope="session")
-def exchange_round_trip(place, answered_runs):
-    """release_assignment, fetch, answer, submit, collect, grade, generate and release feedback,
-    fetch_feedback: for ps1, with a hub environment (the students' venv plus nbgrader)."""
+def graded(place, answered_runs):
+    """The hub's round trip for ps1 (release_assignment, fetch, answer, submit, collect) with the
+    students' folder handed in beside it; one grading run for everyone (``bash course.sh grade``);
+    then generate_feedback, release_feedback and each student's fetch_feedback. The hub's
+    environment is the students' venv with nbgrader added."""
     hub = run([place.python, "-m", "pip", "install", "--quiet", "nbgrader==0.9.6"])
     assert hub.returncode == 0, hub.stderr[-3000:]
     users = make_users()
@@ -333,54 +343,45 @@ def exchange_round_trip(place, answered_runs):
     step("release_assignment", instructor_nbgrader(place, ["release_assignment", "ps1", "--force"], exchange))
     homes = {}
     for index, user in enumerate(users):
-        home = place.base / "homes" / user
-        home.mkdir(parents=True)
-        shutil.chown(home, user, pwd.getpwnam(user).pw_gid)
-        home.chmod(0o700)  # a hub's homes are private
-        homes[user] = home
-        step(
-            f"{user}: fetch_assignment",
-            nbgrader_as(place, user, ["fetch_assignment", "ps1", f"--course={COURSE_ID}"], home, exchange),
-        )
+        homes[user] = private_home(place, user)
+        fetch = ["fetch_assignment", "ps1", f"--course={COURSE_ID}"]
+        step(f"{user}: fetch_assignment", nbgrader_as(place, user, fetch, homes[user], exchange))
         if index == 0:  # the first student hands in the reference answers, the second the stubs
-            answered = answered_runs[0] / "ps1"
-            for path in answered.glob("*.ipynb"):
+            for path in (answered_runs[0] / "ps1").glob("*.ipynb"):
                 if "." not in path.stem:
-                    shutil.copy2(path, home / "ps1" / path.name)
-                    shutil.chown(home / "ps1" / path.name, user)
-        step(
-            f"{user}: submit",
-            nbgrader_as(place, user, ["submit", "ps1", f"--course={COURSE_ID}"], home, exchange),
-        )
+                    shutil.copy2(path, homes[user] / "ps1" / path.name)
+                    shutil.chown(homes[user] / "ps1" / path.name, user)
+        submit = ["submit", "ps1", f"--course={COURSE_ID}"]
+        step(f"{user}: submit", nbgrader_as(place, user, submit, homes[user], exchange))
     step("collect", instructor_nbgrader(place, ["collect", "ps1"], exchange))
-    grade = run(
-        [
-            "bash",
-            REPO / "course.sh",
-            "--root",
-            place.root,
-            "grade",
-            "--assignment",
-            "ps1",
-            *sum((["--student", u] for u in users), []),
-        ],
-        timeout=1800,
+    hand_in_the_students_folder(place, answered_runs[1])
+    students = [argument for user in [STUDENT, *users] for argument in ("--student", user)]
+    step(
+        "course.sh grade",
+        run(["bash", REPO / "course.sh", "--root", place.root, "grade", *students], timeout=1800),
     )
-    step("course.sh grade", grade)
     step("generate_feedback", instructor_nbgrader(place, ["generate_feedback", "ps1", "--force"], exchange))
-    step("release_feedback", instructor_nbgrader(place, ["release_feedback", "ps1"], exchange))
+    # Per student: release_feedback needs the submission_secret.txt that only the exchange's
+    # submissions carry, and the students' folder was handed in another way.
     for user in users:
-        step(
-            f"{user}: fetch_feedback",
-            nbgrader_as(
-                place, user, ["fetch_feedback", "ps1", f"--course={COURSE_ID}"], homes[user], exchange
-            ),
-        )
-    return users, homes, exchange, log, grade.stdout
+        release = ["release_feedback", "ps1", f"--student={user}"]
+        step(f"release_feedback --student={user}", instructor_nbgrader(place, release, exchange))
+    for user in users:
+        fetch = ["fetch_feedback", "ps1", f"--course={COURSE_ID}"]
+        step(f"{user}: fetch_feedback", nbgrader_as(place, user, fetch, homes[user], exchange))
+    return place, users, homes, exchange, log
 
 
-def test_exchange_round_trip_returns_each_student_their_own_feedback(exchange_round_trip, place):
-    users, homes, exchange, log, table = exchange_round_trip
+def private_home(place: Place, user: str) -> Path:
+    home = place.base / "homes" / user
+    home.mkdir(parents=True)
+    shutil.chown(home, user, pwd.getpwnam(user).pw_gid)
+    home.chmod(0o700)  # a hub's homes are private
+    return home
+
+
+def test_exchange_round_trip_returns_each_student_their_own_feedback(graded):
+    place, users, homes, exchange, log = graded
     print("\n" + "\n".join(f"{what}: exit {code}" for what, code in log))
     print(f"students: {', '.join(users)}")
     grades = {
@@ -401,8 +402,8 @@ def test_exchange_round_trip_returns_each_student_their_own_feedback(exchange_ro
         assert "BEGIN HIDDEN TESTS" not in text and "mathjax.js" not in text.lower()
 
 
-def test_exchange_keeps_students_apart(exchange_round_trip):
-    users, homes, exchange, *_ = exchange_round_trip
+def test_exchange_keeps_students_apart(graded):
+    _, users, homes, exchange, _ = graded
     if len(users) < 2:
         pytest.skip("one course user only: this run cannot create users")  # said in the report
     inbound = exchange / COURSE_ID / "inbound"

@@ -32,7 +32,6 @@ import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import student_side
@@ -230,9 +229,15 @@ def environment_restored():
         os.environ.update(saved)
 
 
-@cache
-def student_server() -> Path:
-    """The student-process fork server for this test session."""
+_STUDENT_SERVER: dict = {}
+
+
+def student_server(fresh: bool = False) -> Path:
+    """The student-process fork server for this test session, started again if it has exited
+    (it leaves after ten idle minutes, and other tests may run that long between two judgements)."""
+    process = _STUDENT_SERVER.get("process")
+    if process is not None and process.poll() is None and not fresh:
+        return _STUDENT_SERVER["path"]
     folder = Path(tempfile.mkdtemp(prefix="convae-students-"))
     path = folder / "students.sock"
     process = subprocess.Popen(
@@ -246,6 +251,7 @@ def student_server() -> Path:
         if process.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError("the student-process server did not start")
         time.sleep(0.05)
+    _STUDENT_SERVER.update(process=process, path=path)
     return path
 
 
@@ -258,7 +264,10 @@ def judge_in_student_process(cells, imports, student_names, test_id, source, see
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener, idle, idle_peer:
         listener.bind(str(path))
         listener.listen(1)
-        pid = student_side.spawn(student_server(), cells, str(path), token, seed)
+        try:
+            pid = student_side.spawn(student_server(), cells, str(path), token, seed)
+        except ConnectionRefusedError:  # it left just now, idle: a new one
+            pid = student_side.spawn(student_server(fresh=True), cells, str(path), token, seed)
         try:
             start = time.monotonic()
             agent = judge.accept_agent(listener, idle, token, start + 60)
