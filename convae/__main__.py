@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--student", action="append", help="only this student (repeatable)")
     grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     grade.add_argument("--jobs", type=int, default=None, help="parallel workers (default: one per core)")
-    grade.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
+    grade.add_argument(
+        "--sandbox",
+        choices=["on", "off"],
+        default="on",
+        help="on (default): refuse to grade where bubblewrap cannot sandbox; off: student code runs as you",
+    )
     grade.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
     grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: sqlite gradebook.db)")
     grade.add_argument(
@@ -74,8 +79,16 @@ def main(argv: list[str] | None = None) -> int:
 def run_grade(root: Path, args) -> int:
     from convae.grading import pipeline
 
-    enabled, note = pipeline.sandbox_setting(args.sandbox)
-    print(note)
+    if args.cluster:  # student code runs on the workers: each one that cannot sandbox refuses the job
+        enabled = args.sandbox == "on"
+        print(
+            "sandbox: required of every worker (a worker that cannot sandbox refuses the job)"
+            if enabled
+            else "sandbox: OFF (requested) -- student code runs with each worker's permissions"
+        )
+    else:
+        enabled, note = pipeline.sandbox_setting(args.sandbox)
+        print(note)
     settings = pipeline.Settings(root, sandbox=enabled, timeout=args.timeout, db_url=args.db)
     if args.cluster:
         from convae.grading import cluster

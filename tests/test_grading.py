@@ -11,6 +11,7 @@ from conftest import REPO, copy_course
 from test_release import source_secrets
 
 from convae import course, notebooks
+from convae.__main__ import main as convae_main
 from convae.grading import canonicalise, commands, pipeline, report, sandbox
 
 RELEASE = REPO / "release" / "ps1" / "conv_arithmetic.ipynb"
@@ -107,11 +108,18 @@ def test_parallel_kernels_share_the_cores(tmp_path, monkeypatch):
 
 def test_grading_says_plainly_when_there_is_no_sandbox(monkeypatch):
     monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
-    enabled, note = pipeline.sandbox_setting("auto")
-    assert not enabled and "UNAVAILABLE" in note and "bwrap" in note
+    enabled, note = pipeline.sandbox_setting("auto")  # main: the bundled example class only
+    assert not enabled and "UNAVAILABLE" in note and "bwrap" in note and "example class" in note
     with pytest.raises(SystemExit):
         pipeline.sandbox_setting("on")
     assert pipeline.sandbox_setting("off")[0] is False
+
+
+def test_grade_refuses_to_run_student_code_unsandboxed_unless_told(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
+    (tmp_path / "submitted").mkdir()
+    with pytest.raises(SystemExit, match="--sandbox off"):
+        convae_main(["--root", str(tmp_path), "grade"])
 
 
 def test_feedback_hides_hidden_tests_but_names_the_failed_check(graded_course):

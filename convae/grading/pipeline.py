@@ -247,12 +247,22 @@ def grade_class(
 
 
 def sandbox_setting(mode: str) -> tuple[bool, str]:
-    """Resolve ``--sandbox auto|on|off`` to (enabled, a sentence for the grader)."""
+    """Resolve ``--sandbox on|off`` (``auto``: the bundled example class) to (enabled, a sentence).
+
+    ``grade`` never runs students' code unsandboxed unless told to (``off``); ``main`` grades
+    the bundled example class, our own code, without a sandbox where there is none (``auto``).
+    """
     if mode == "off":
         return False, "sandbox: OFF (requested) -- student code runs with your permissions"
     reason = sandbox.probe()
     if reason is None:
         return True, "sandbox: on (bubblewrap: no network, course folder hidden, memory/CPU limits)"
     if mode == "on":
-        raise SystemExit(f"sandbox requested but unavailable: {reason}")
-    return False, f"sandbox: UNAVAILABLE ({reason}) -- student code runs unsandboxed"
+        raise SystemExit(
+            f"sandbox requested but unavailable: {reason}. Nothing was graded; "
+            "`--sandbox off` grades without it, with student code running as you."
+        )
+    return False, (
+        f"sandbox: UNAVAILABLE ({reason}) -- the bundled example class (our own code) is graded "
+        "unsandboxed; `grade` refuses real submissions without a sandbox unless told `--sandbox off`"
+    )
