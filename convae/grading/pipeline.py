@@ -42,6 +42,7 @@ class Settings:
     cpu_seconds: int = sandbox.DEFAULT_CPU_SECONDS
     job_timeout: int = 3600  # a whole submission; a stuck job must not hold the class forever
     kernel_threads: int | None = None  # torch/OpenMP threads per kernel; None: cores / jobs
+    notebook_seconds: int = execute.DEFAULT_NOTEBOOK_SECONDS  # time budget of one notebook
     judge_socket: Path | None = None  # the run's judge server; None: grade_class starts one
     # More nbgrader settings for every job (e.g. the benchmark's in-kernel baseline), as traitlets
     # sections: {"Autograde": {"autograde_preprocessors": [...]}}.
@@ -75,6 +76,7 @@ def worker_overrides(settings: Settings, runtime: Path) -> dict:
     if settings.timeout:
         overrides["Execute"] = {"timeout": settings.timeout}
     overrides.setdefault("Execute", {})["kernel_name"] = GRADING_KERNEL
+    overrides["ResilientExecute"] = {"notebook_seconds": settings.notebook_seconds}
     # IPC sockets (a sandbox has no loopback) need an absolute prefix: client and kernel run in
     # different folders.
     overrides["KernelManager"] = {"transport": "ipc", "ip": str(runtime / "kernel")}
