@@ -41,7 +41,7 @@ from convae import notebooks
 from convae.grading import judge, sandbox, wire
 
 JUDGE_SOCKET = "CONVAE_JUDGE_SOCKET"  # the class's judge server, set by the pipeline
-FLAGS_FILE = "CONVAE_GRADING_FLAGS"  # where this job's flags go (outside the sandbox)
+FLAGS_FILE = sandbox.FLAGS_FILE
 SERVE = "__import__('convae.grading.agent', fromlist=['serve']).serve({path!r}, {token!r}, globals(), {seed})"
 GRACE_SECONDS = 2  # for the kernel to finish serving once the judge has its verdict
 # nbclient's own limit for the serving cell comes this much after the judge's, so that a hang is
