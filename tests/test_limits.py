@@ -16,6 +16,8 @@ fork 1,000 processes or touch 10 GiB.
 
 import os
 import re
+import subprocess
+import tempfile
 
 import pytest
 from conftest import load_tool
@@ -210,3 +212,26 @@ def test_this_machine_can_say_what_it_enforces():
     print(f"cgroups here: {[(h.version, sorted(h.controllers)) for h in usable]}; problem: {problem}")
     for hierarchy in usable:
         assert not (hierarchy.parents()[0] / limits.PARENT / f"probe-{os.getpid()}").exists()
+
+
+def test_what_a_killed_grader_left_is_removed_by_the_next_one(tmp_path, monkeypatch):
+    # A dead worker leaves its job's groups and its runtime folder, which in /dev/shm holds memory.
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    stale = tmp_path / f"{pipeline.RUNTIME_PREFIX}{dead.pid}-abc"
+    recent = tmp_path / f"{pipeline.RUNTIME_PREFIX}{dead.pid}-def"
+    live = tmp_path / f"{pipeline.RUNTIME_PREFIX}{os.getpid()}-ghi"
+    for folder in (stale, recent, live):
+        folder.mkdir()
+        (folder / "written-by-a-kernel").write_bytes(b"x")
+    for folder in (stale, live):
+        os.utime(folder, (0, 0))
+    pipeline.remove_stale_runtimes()
+    assert [f.exists() for f in (stale, recent, live)] == [False, True, True]
+    usable, _ = limits.probe(limits.Limits())
+    left = [h.parents()[0] / limits.PARENT / f"{dead.pid}-ada-ps1-1" for h in usable]
+    for folder in left:
+        folder.mkdir(parents=True)
+    limits.probe(limits.Limits())
+    assert not any(folder.exists() for folder in left)

@@ -161,6 +161,7 @@ class CourseWorker:
         self.kernel_threads = kernel_threads
         self.version = course_version(self.root)
         self.sandbox_problem = sandbox.probe()
+        pipeline.remove_stale_runtimes()
         usable, _ = limits.probe(limits.Limits())
         self.cgroups = tuple(sorted(set().union(*(h.controllers for h in usable))))
         self.judges = None

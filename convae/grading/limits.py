@@ -325,6 +325,7 @@ def set_limits(hierarchy: Hierarchy, folder: Path, limits: Limits) -> None:
 def probe(limits: Limits) -> tuple[list[Hierarchy], str | None]:
     """The hierarchies a job group can be made in here, and why the others cannot (None: all can)."""
     found = hierarchies()
+    remove_stale_groups(found)
     missing = set(CONTROLLERS) - set().union(*(h.controllers for h in found))
     usable, problems = [], []
     for hierarchy in found:
@@ -337,6 +338,29 @@ def probe(limits: Limits) -> tuple[list[Hierarchy], str | None]:
     if missing:
         problems.append(f"no {', '.join(sorted(missing))} controller mounted")
     return usable, "; ".join(problems) or None
+
+
+def remove_stale_groups(found: list[Hierarchy]) -> None:
+    """Remove the empty job groups of graders that were killed before they could (a dead worker)."""
+    for hierarchy in found:
+        for parent in hierarchy.parents():
+            for folder in (parent / PARENT).glob("*-*"):
+                owner = folder.name.split("-")[0]  # job groups are named <grader pid>-...
+                if owner.isdigit() and not alive(int(owner)) and not processes(folder):
+                    try:
+                        folder.rmdir()
+                    except OSError:
+                        pass
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def flags(usage: Usage, limits: Limits, controllers) -> list[str]:

@@ -40,6 +40,8 @@ DEFAULT_JOB_MEMORY = 4096 * MIB
 DEFAULT_JOB_PIDS = 512
 DEFAULT_TMP_SIZE = 512 * MIB  # the sandbox's /tmp, and its /dev/shm
 DEFAULT_SCRATCH_SIZE = 256 * MIB  # new files in the working copy, beyond the submission's own
+RUNTIME_PREFIX = "convae-grading-"  # then the grader's pid: a dead grader's folders can be told
+STALE_SECONDS = 2 * 3600  # a runtime folder untouched this long is no live job's (job_timeout: 1 h)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,22 @@ def runtime_folder(group: limits.JobGroup | None) -> Path:
     written is capped by the per-process file size limit but their number is not.
     """
     in_memory = group is not None and "memory" in group.controllers and Path("/dev/shm").is_dir()
-    return Path(tempfile.mkdtemp(prefix="convae-grading-", dir="/dev/shm" if in_memory else None))
+    prefix = f"{RUNTIME_PREFIX}{os.getpid()}-"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/dev/shm" if in_memory else None))
+
+
+def remove_stale_runtimes() -> None:
+    """Remove the runtime folders of graders killed before they could (a dead worker): in /dev/shm
+    they hold memory. Only those whose grader is gone and that nothing touched for two hours."""
+    for parent in {Path("/dev/shm"), Path(tempfile.gettempdir())}:
+        for folder in parent.glob(f"{RUNTIME_PREFIX}*"):
+            owner = folder.name[len(RUNTIME_PREFIX) :].split("-")[0]
+            try:
+                untouched = time.time() - folder.lstat().st_mtime > STALE_SECONDS
+            except OSError:
+                continue
+            if owner.isdigit() and not limits.alive(int(owner)) and untouched:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 # SQLite refuses a writer while another holds the lock for longer than its busy timeout.
@@ -322,6 +339,7 @@ def machine_settings(settings: Settings, jobs: int | None = None) -> tuple[Setti
     if settings.kernel_threads is None:  # parallel kernels that each use every core fight over them
         jobs = jobs or os.cpu_count() or 1
         settings = replace(settings, kernel_threads=max(1, (os.cpu_count() or 1) // jobs))
+    remove_stale_runtimes()
     if settings.cgroups is None:
         usable, problem = limits.probe(job_limits(settings))
         settings = replace(settings, cgroups=tuple(sorted(set().union(*(h.controllers for h in usable)))))
