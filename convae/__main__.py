@@ -33,8 +33,14 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--student", action="append", help="only this student (repeatable)")
     grade.add_argument("--assignment", action="append", help="only this assignment (repeatable)")
     grade.add_argument("--jobs", type=int, default=None, help="parallel workers (default: one per core)")
-    grade.add_argument("--sandbox", choices=["auto", "on", "off"], default="auto")
+    grade.add_argument(
+        "--sandbox",
+        choices=["on", "off"],
+        default="on",
+        help="on (default): refuse to grade where bubblewrap cannot sandbox; off: student code runs as you",
+    )
     grade.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+    add_limit_options(grade)
     grade.add_argument("--db", default=None, help="gradebook SQLAlchemy URL (default: sqlite gradebook.db)")
     grade.add_argument(
         "--cluster",
@@ -72,12 +78,81 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def add_limit_options(grade) -> None:
+    """Limits on each job as a whole (0: none); see README, *For graders*."""
+    from convae.grading import execute, pipeline
+
+    mib = pipeline.MIB
+    limits = grade.add_argument_group("limits per job (0: none)")
+    limits.add_argument(
+        "--memory",
+        type=int,
+        default=pipeline.DEFAULT_JOB_MEMORY // mib,
+        metavar="MIB",
+        help="memory of all the job's processes together (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--pids",
+        type=int,
+        default=pipeline.DEFAULT_JOB_PIDS,
+        metavar="N",
+        help="processes and threads of the job (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--cpus", type=float, default=None, metavar="N", help="cores the job may use (default: cores / jobs)"
+    )
+    limits.add_argument(
+        "--tmp-size",
+        type=int,
+        default=pipeline.DEFAULT_TMP_SIZE // mib,
+        metavar="MIB",
+        help="the sandbox's /tmp, and its /dev/shm (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--scratch-size",
+        type=int,
+        default=pipeline.DEFAULT_SCRATCH_SIZE // mib,
+        metavar="MIB",
+        help="new files in the working copy, beyond the submission (default: %(default)s)",
+    )
+    limits.add_argument(
+        "--notebook-budget",
+        type=int,
+        default=execute.DEFAULT_NOTEBOOK_SECONDS,
+        metavar="SECONDS",
+        help="time budget of one notebook; its cells left when it is spent fail (default: %(default)s)",
+    )
+
+
+def grade_settings(root: Path, args, enabled: bool):
+    from convae.grading import pipeline
+
+    mib = pipeline.MIB
+    return pipeline.Settings(
+        root,
+        sandbox=enabled,
+        timeout=args.timeout,
+        db_url=args.db,
+        job_memory=args.memory * mib,
+        job_pids=args.pids,
+        job_cpus=args.cpus,
+        tmp_size=args.tmp_size * mib,
+        scratch_size=args.scratch_size * mib,
+        notebook_seconds=args.notebook_budget,
+    )
+
+
 def run_grade(root: Path, args) -> int:
     from convae.grading import pipeline
 
-    enabled, note = pipeline.sandbox_setting(args.sandbox)
-    print(note)
-    settings = pipeline.Settings(root, sandbox=enabled, timeout=args.timeout, db_url=args.db)
+    if args.cluster:  # student code runs on the workers: each one that cannot sandbox refuses the job
+        enabled = args.sandbox == "on"
+        settings = grade_settings(root, args, enabled)
+        print(pipeline.cluster_note(settings))
+    else:
+        enabled, note = pipeline.sandbox_setting(args.sandbox)
+        settings, problem = pipeline.machine_settings(grade_settings(root, args, enabled), args.jobs)
+        print(pipeline.grading_note(settings, note, problem))
     if args.cluster:
         from convae.grading import cluster
 

@@ -187,10 +187,11 @@ def grade_example_class(
 
     os.environ.pop("NBGRADER_EXECUTION", None)
     enabled, sandbox_note = pipeline.sandbox_setting(sandbox_mode)
-    print(sandbox_note, file=sys.stderr)
+    settings, problem = pipeline.machine_settings(pipeline.Settings(root, sandbox=enabled), jobs)
+    print(pipeline.grading_note(settings, sandbox_note, problem), file=sys.stderr)
     generate_release(root)
     build_example_class(root)
-    pipeline.grade_class(pipeline.Settings(root, sandbox=enabled), jobs=jobs)
+    pipeline.grade_class(settings, jobs=jobs)
     export_grades(root, root / "autograded" / "grades.csv")
     grades = notebook_grades(root)
     write_grade_table(grades, root / "autograded" / "notebook_grades.csv")

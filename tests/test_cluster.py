@@ -14,13 +14,14 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from conftest import REPO, copy_course, load_tool
 
 from convae import course, notebooks
-from convae.grading import cluster, pipeline, sandbox
+from convae.grading import cluster, limits, pipeline, sandbox
 
 postgres_server = load_tool("postgres_server")
 pytestmark = pytest.mark.system("postgresql")
@@ -190,6 +191,56 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(cluster_of_tw
     with Gradebook(url) as gradebook:
         graded = [s.student.id for s in gradebook.assignment_submissions("ps1")]
     assert sorted(graded) == sorted(CLASS), "every submission once in the gradebook"
+
+
+def test_a_resource_attack_ends_inside_its_job_and_is_not_run_again(tmp_path, postgres):
+    """A job that runs into its memory limit loses a process of its own, not its worker: Dask, which
+    runs a job again only when its worker dies, does not send it to the next one."""
+    usable, problem = limits.probe(limits.Limits())
+    if "memory" not in set().union(*(h.controllers for h in usable)):
+        pytest.skip(f"no memory cgroup here: {problem}")
+    attacks = load_tool("limit_attacks")
+    root = build_course(tmp_path / "coordinator")
+    for student in CLASS:
+        if student not in ("ada", "bob"):
+            shutil.rmtree(root / "submitted" / student)
+    course.build_submission(root, "mallory", course.SOLUTION, "ps1")
+    path = root / "submitted" / "mallory" / "ps1" / "conv_arithmetic.ipynb"
+    nb = notebooks.read(path)
+    attacks.prepend(attacks.FRESH_PROCESSES)(nb)  # fresh interpreters of 1.25 GiB each, up to 10 GiB
+    notebooks.write(nb, path)
+    running = Cluster(tmp_path)
+    workers = {name: running.add_worker(checkout(root, tmp_path / name), name) for name in ("w1", "w2")}
+    try:
+        running.wait_for_workers(2)
+        url = postgres.database("cluster_limits")
+        settings = replace(settings_for(root, url), job_memory=1536 * 2**20)
+        results = {r.student: r for r in cluster.grade_on_cluster(settings, running.address, progress=False)}
+        processing = running_log(running.address)
+        alive = {name: worker.poll() is None for name, worker in workers.items()}
+    finally:
+        running.stop()
+    assert all(r.ok for r in results.values()), {s: r.flags for s, r in results.items()}
+    assert any("memory limit hit" in flag for flag in results["mallory"].flags), results["mallory"].flags
+    assert grades(root, url)[("mallory", "conv_arithmetic")] == attacks.FULL
+    assert alive == {"w1": True, "w2": True}
+    assert sorted(processing.values()) == [1, 1, 1], processing  # each job ran once
+
+
+def running_log(address: str) -> dict:
+    """How many times the scheduler sent each grading job to a worker."""
+    from distributed import Client
+
+    def transitions(dask_scheduler):
+        return [(str(t.key), t.finish) for t in dask_scheduler.transition_log]
+
+    with Client(address, timeout=30, set_as_default=False) as client:
+        log = client.run_on_scheduler(transitions)
+    counts = {}
+    for key, finish in log:
+        if "grade_remote" in key and finish == "processing":
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def test_a_worker_with_another_course_version_refuses_and_the_report_says_why(tmp_path, postgres):

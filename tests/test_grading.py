@@ -3,6 +3,7 @@
 import copy
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,7 @@ import pytest
 from conftest import REPO, copy_course
 
 from convae import course, notebooks
+from convae.__main__ import main as convae_main
 from convae.grading import canonicalise, commands, pipeline, report, sandbox
 from convae.leaks import source_secrets
 
@@ -107,11 +109,30 @@ def test_parallel_kernels_share_the_cores(tmp_path, monkeypatch):
 
 def test_grading_says_plainly_when_there_is_no_sandbox(monkeypatch):
     monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
-    enabled, note = pipeline.sandbox_setting("auto")
-    assert not enabled and "UNAVAILABLE" in note and "bwrap" in note
+    enabled, note = pipeline.sandbox_setting("auto")  # main: the bundled example class only
+    assert not enabled and "UNAVAILABLE" in note and "bwrap" in note and "example class" in note
     with pytest.raises(SystemExit):
         pipeline.sandbox_setting("on")
     assert pipeline.sandbox_setting("off")[0] is False
+
+
+def test_grade_refuses_to_run_student_code_unsandboxed_unless_told(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox, "probe", lambda: "bubblewrap (bwrap) is not installed")
+    (tmp_path / "submitted").mkdir()
+    with pytest.raises(SystemExit, match="--sandbox off"):
+        convae_main(["--root", str(tmp_path), "grade"])
+
+
+def test_the_sandbox_line_says_which_limits_hold_and_how(tmp_path):
+    settings = pipeline.Settings(tmp_path, sandbox=True, kernel_threads=1, cgroups=("cpu", "memory", "pids"))
+    note = pipeline.grading_note(settings, "sandbox: on (bubblewrap: no network, course folder hidden)")
+    assert note.startswith("sandbox: on (bubblewrap") and note.endswith("300 s per notebook)")
+    assert "4096 MiB memory, 512 processes and threads, 1 CPU" in note
+    assert "/tmp and /dev/shm 512 MiB each, scratch 256 MiB" in note
+    without = replace(settings, cgroups=())
+    note = pipeline.grading_note(without, "sandbox: on (bubblewrap)", "cannot create /sys/fs/cgroup/...")
+    assert "no cgroup for memory, pids, cpu (cannot create" in note
+    assert "the job's total memory is not limited" in note and "RLIMIT_NPROC 512" in note
 
 
 def test_feedback_hides_hidden_tests_but_names_the_failed_check(graded_course):
@@ -168,7 +189,7 @@ def test_students_are_in_the_gradebook_before_parallel_workers_start(tmp_path, m
 def test_a_locked_gradebook_is_graded_again_once(tmp_path, monkeypatch):
     calls = []
 
-    def run_worker(settings, student, assignment, runtime):
+    def run_worker(settings, student, assignment, runtime, group=None):
         calls.append(student)
         if len(calls) == 1:
             return subprocess.CompletedProcess([], 2, "", "sqlite3.OperationalError: database is locked")

@@ -18,7 +18,7 @@ import pytest
 from conftest import require_system
 from jupyter_client import KernelManager
 
-from convae.grading import pipeline, sandbox
+from convae.grading import limits, pipeline, sandbox
 
 
 @dataclass
@@ -206,4 +206,92 @@ def test_sandboxed_kernels_cannot_unmount_what_hides_the_course(sandboxed_job):
         f"print(pathlib.Path({str(job.root / 'gradebook.db')!r}).exists())"
     )
     assert run(kc, code) == "-1 False"
+    stop(km, kc)
+
+
+@pytest.fixture
+def job_group():
+    """A job's cgroups in every hierarchy this machine lets the tests create one in."""
+    usable, problem = limits.probe(limits.Limits())
+    if not usable:
+        pytest.skip(f"no cgroup here: {problem}")
+    group = limits.JobGroup.create(
+        f"test-{os.getpid()}-{time.monotonic_ns()}", limits.Limits(pids=128), usable
+    )
+    yield group
+    group.close()
+
+
+def cgroups_of_kernel(kc) -> str:
+    return run(kc, "print(open('/proc/self/cgroup').read())")
+
+
+def in_group(cgroups: str, group: limits.JobGroup) -> bool:
+    """Whether a process whose /proc/self/cgroup reads ``cgroups`` is in every group of ``group``."""
+    lines = cgroups.splitlines()
+    return all(
+        any(line.endswith(":/" + str(folder.relative_to(hierarchy.mount))) for line in lines)
+        for hierarchy, folder in group.groups.items()
+    )
+
+
+def test_kernels_run_in_the_jobs_cgroups_and_so_does_a_server_started_again(job, job_group):
+    # When the job's memory limit is reached the OOM killer may end the server itself: its kernel
+    # dies with it, and the next kernel's launcher starts a new server, in the same groups.
+    job.env.update(job_group.environment())
+    km, kc = start(job)
+    assert in_group(cgroups_of_kernel(kc), job_group), cgroups_of_kernel(kc)
+    kc.execute("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)")
+    assert wait_until(lambda: not km.is_alive(), seconds=30)
+    stop(km, kc)
+    km, kc = start(job)
+    assert in_group(cgroups_of_kernel(kc), job_group), cgroups_of_kernel(kc)
+    stop(km, kc)
+    sandbox.stop_server(job.runtime)
+    usage = job_group.usage()
+    assert usage.pids_peak > 0 and usage.pids_refused == 0, usage
+
+
+def test_sandboxed_kernels_write_only_to_file_systems_with_a_size(sandboxed_job):
+    job = sandboxed_job
+    job.env.update({sandbox.TMP_SIZE: str(8 * 2**20), sandbox.SCRATCH_SIZE: str(4 * 2**20)})
+    km, kc = start(job)
+    code = (
+        "import os\n"
+        "def fill(folder):\n"
+        "    written, fd = 0, os.open(os.path.join(folder, 'fill'), os.O_WRONLY | os.O_CREAT)\n"
+        "    try:\n"
+        "        while written < 64 * 2**20:\n"
+        "            written += os.write(fd, b'x' * 2**20)\n"
+        "    except OSError as error:\n"
+        "        return written / 2**20, error.strerror\n"
+        "    return written / 2**20, 'all written'\n"
+        "print([fill(folder) for folder in ('/tmp', '/dev/shm', '.')])\n"
+        f"for folder in ({str(job.root)!r}, '/dev'):\n"
+        "    try:\n"
+        "        open(os.path.join(folder, 'fill'), 'wb')\n"
+        "    except OSError as error:\n"
+        "        print(error.strerror)"
+    )
+    printed = run(kc, code).splitlines()
+    filled = eval(printed[0])  # [(MiB written, why it stopped)] for /tmp, /dev/shm, the working copy
+    assert [why for _, why in filled] == ["No space left on device"] * 3, printed
+    for (written, _), size in zip(filled, (8, 8, 4), strict=True):
+        assert size - 0.1 <= written <= size + 0.1, printed  # a few pages hold other files
+    assert printed[1:] == ["Read-only file system", "Read-only file system"], printed
+    stop(km, kc)
+
+
+def test_each_sandboxed_kernel_starts_with_an_empty_tmp(sandboxed_job):
+    # A student who fills /tmp in one notebook must leave room for the next kernel's connection file.
+    job = sandboxed_job
+    job.env[sandbox.TMP_SIZE] = str(4 * 2**20)
+    km, kc = start(job)
+    run(kc, "for d in ('/tmp', '/dev/shm'):\n    open(f'{d}/left', 'wb').write(b'x' * 2**20)")
+    stop(km, kc)
+    km, kc = start(job)
+    assert (
+        run(kc, "import os\nprint(os.path.exists('/tmp/left'), os.path.exists('/dev/shm/left'))")
+        == "False False"
+    )
     stop(km, kc)

@@ -9,9 +9,11 @@ The job is the same as on one machine: one student's assignment (``pipeline.grad
 - A **worker** (``python -m convae.grading.cluster worker tcp://HOST:8786 --course CHECKOUT``, which
   runs ``dask worker`` with this module preloaded) holds a checkout of the course, starts one judge
   server for its life, and grades each job in a scratch copy of its checkout, sandboxed as locally,
-  into the shared gradebook. A worker whose course version (a hash of ``source/``, ``release/`` and
-  the package) is not the coordinator's refuses the job, saying so; so does a worker that cannot
-  sandbox when the coordinator asked for the sandbox.
+  into the shared gradebook, each job in its own cgroups where the machine allows (``limits``), so
+  that a job that exhausts its memory or processes ends inside its limits, not the worker's. A
+  worker whose course version (a hash of ``source/``, ``release/`` and the package) is not the
+  coordinator's refuses the job, saying so; so does a worker that cannot sandbox when the
+  coordinator asked for the sandbox.
 
 What Dask gives: a job whose worker dies is run again on another worker, at most
 ``distributed.scheduler.allowed-failures`` times (a job that kills every worker it lands on ends as
@@ -36,7 +38,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from convae.grading import commands, judge, pipeline, sandbox
+from convae.grading import commands, judge, limits, pipeline, sandbox
 from convae.grading.report import JobResult, write_report
 
 COURSE_FILES = ("source", "release", "nbgrader_config.py")
@@ -131,20 +133,37 @@ class Job:
     settings: dict = field(default_factory=dict)  # pipeline.Settings fields that travel
 
 
-TRAVELLING_SETTINGS = ("sandbox", "timeout", "db_url", "memory", "cpu_seconds", "job_timeout")
+TRAVELLING_SETTINGS = (
+    "sandbox",
+    "timeout",
+    "db_url",
+    "memory",
+    "cpu_seconds",
+    "job_timeout",
+    "job_memory",
+    "job_pids",
+    "job_cpus",
+    "tmp_size",
+    "scratch_size",
+    "notebook_seconds",
+)
 
 
 # --- the worker's side ------------------------------------------------------------------------------
 
 
 class CourseWorker:
-    """What a worker process holds: its course checkout, that checkout's version, a judge server."""
+    """What a worker process holds: its course checkout, that checkout's version, a judge server,
+    and what this machine can enforce (the sandbox, the cgroups that hold each job)."""
 
     def __init__(self, root: Path, kernel_threads: int | None = None):
         self.root = root.resolve()
         self.kernel_threads = kernel_threads
         self.version = course_version(self.root)
         self.sandbox_problem = sandbox.probe()
+        pipeline.remove_stale_runtimes()
+        usable, _ = limits.probe(limits.Limits())
+        self.cgroups = tuple(sorted(set().union(*(h.controllers for h in usable))))
         self.judges = None
 
     def setup(self, worker):
@@ -193,6 +212,7 @@ def grade_remote(job: Job) -> dict:
             scratch,
             judge_socket=plugin.judges.path,
             kernel_threads=plugin.kernel_threads,
+            cgroups=plugin.cgroups,
             **job.settings,
         )
         pipeline.install_grading_kernel(scratch)

@@ -9,7 +9,10 @@
   partial credit cannot be forged and no output of the student's can reach a graded cell;
 - a dead or stuck kernel costs only the cell it happened in: a fresh kernel replays the cells
   before it (not the test cells) and grading goes on. Every such event, and every fault of the
-  student's side of the judge's channel, is written to ``CONVAE_GRADING_FLAGS`` for the report.
+  student's side of the judge's channel, is written to ``CONVAE_GRADING_FLAGS`` for the report;
+- a notebook has a time budget (``notebook_seconds``): no cell may run past what is left of it,
+  and once it is spent the remaining cells are not run. They fail, saying why, and are flagged,
+  so that a submission that hangs in every cell costs its budget, not cells x the cell timeout.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import atexit
 import copy
 import functools
 import json
+import math
 import os
 import secrets
 import socket
 import tempfile
+import time
 import zlib
 from pathlib import Path
 
@@ -36,13 +41,17 @@ from convae import notebooks
 from convae.grading import judge, sandbox, wire
 
 JUDGE_SOCKET = "CONVAE_JUDGE_SOCKET"  # the class's judge server, set by the pipeline
-FLAGS_FILE = "CONVAE_GRADING_FLAGS"  # where this job's flags go (outside the sandbox)
+FLAGS_FILE = sandbox.FLAGS_FILE
 SERVE = "__import__('convae.grading.agent', fromlist=['serve']).serve({path!r}, {token!r}, globals(), {seed})"
 GRACE_SECONDS = 2  # for the kernel to finish serving once the judge has its verdict
 # nbclient's own limit for the serving cell comes this much after the judge's, so that a hang is
 # the judge's timeout (and interrupt), not an interrupt the judge mistakes for a dead kernel.
 SERVING_EXTRA_SECONDS = 15
 SERVING = "convae_serving"  # metadata of the cell that serves a test cell in the kernel
+# The slowest honest notebook in grading mode (ps2 conv_autoencoders, the complete example
+# student) took 24 s here, two jobs at a time on a busy 2-core machine; five minutes leaves room
+# for a machine ten times slower.
+DEFAULT_NOTEBOOK_SECONDS = 300
 
 
 class ResilientExecute(Execute):
@@ -51,18 +60,35 @@ class ResilientExecute(Execute):
     call_seconds = Integer(
         None, allow_none=True, help="limit for one call into the student's code (default: the cell timeout)"
     ).tag(config=True)
+    notebook_seconds = Integer(
+        DEFAULT_NOTEBOOK_SECONDS,
+        allow_none=True,
+        help="time budget of one notebook; once spent, its remaining cells are not run (0: none)",
+    ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._skip_on_replay = set()
         self._judge = None
         self._notebook_name = (resources or {}).get("unique_key", "notebook")
+        self._deadline = time.monotonic() + self.notebook_seconds if self.notebook_seconds else None
+        self._not_run = []
         try:
             return super().preprocess(nb, resources, km)
         finally:
             if self._judge is not None:
                 self._judge.close()
+            if self._not_run:
+                self.flag(
+                    f"time budget of {self.notebook_seconds} s spent: {len(self._not_run)} cells not run "
+                    f"({', '.join(self._not_run[:5])}{', ...' if len(self._not_run) > 5 else ''})"
+                )
 
     def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and self.budget_spent():
+            cell.outputs = [budget_spent_output(self.notebook_seconds)]
+            cell.execution_count = None
+            self._not_run.append(notebooks.grade_id(cell) or f"cell {index}")
+            return cell, resources
         if notebooks.is_test_cell(cell):
             self.judge_cell(cell, index)
             return cell, resources
@@ -147,9 +173,21 @@ class ResilientExecute(Execute):
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
+        left = self.budget_left()
+        if left is not None:  # no cell runs past the notebook's budget
+            timeout = max(1, math.ceil(min(timeout or left, left)))
         if timeout and cell is not None and cell.get("metadata", {}).get(SERVING):
             return timeout + SERVING_EXTRA_SECONDS
         return timeout
+
+    # --- the notebook's time budget ---------------------------------------------------------
+    def budget_left(self) -> float | None:
+        deadline = getattr(self, "_deadline", None)
+        return None if deadline is None else deadline - time.monotonic()
+
+    def budget_spent(self) -> bool:
+        left = self.budget_left()
+        return left is not None and left <= 0
 
     def judge_client(self) -> judge.JudgeClient:
         """This notebook's judge, set up with its imports cell and the names its answers define."""
@@ -163,6 +201,8 @@ class ResilientExecute(Execute):
 
     # --- dead kernels -------------------------------------------------------------------------
     def _restart_and_replay(self, index):
+        if self.budget_spent():  # no cell runs after it anyway
+            return
         run_sync(self.km.restart_kernel)(now=True)
         self.kc.stop_channels()
         self.kc = self.km.client()
@@ -195,6 +235,12 @@ def lost_kernel_output(error) -> nbformat.NotebookNode:
             "the kernel died while running this cell (exit, crash, or a resource limit)",
         )
     evalue += "; grading went on in a fresh kernel"
+    return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def budget_spent_output(seconds: int) -> nbformat.NotebookNode:
+    ename = "TimeBudgetSpent"
+    evalue = f"this notebook's time budget ({seconds} s) was spent before this cell could run"
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 

@@ -8,14 +8,22 @@ per grading job (one student's assignment), inside that job's sandbox, and conne
 
 Protocol, on a Unix socket: the launcher sends one JSON line ``{"connection": <the kernel's
 connection info>, "cwd": ..., "env": {...}}`` and waits; when the kernel exits the server
-answers with its exit code (a line) and closes. If the launcher goes away (killed by the kernel
-manager), the server kills that kernel's process group. ``{"shutdown": true}`` stops the server.
+answers with a JSON line, ``{"code": <its exit code>, "full": [<size-limited file systems seen
+full while it ran>]}``, and closes. If the launcher goes away (killed by the kernel manager), the
+server kills that kernel's process group. ``{"shutdown": true}`` stops the server.
 
 Isolation between kernels: each kernel is a fresh fork of the untouched server, so nothing one
 notebook does in memory reaches the next. The server is not dumpable (``PR_SET_DUMPABLE`` 0):
 a kernel cannot read or write its memory through ``/proc`` or ptrace. In its own PID namespace
 (the sandbox) the server also kills every leftover process before it forks a new kernel and
-when it stops.
+when it stops. Each kernel raises its own OOM score, so that when the job reaches its memory
+limit the kernel's processes are ended before the server.
+
+In the sandbox (``--scratch WORKDIR``) the server first fills the kernels' working folder, an
+empty tmpfs, with a copy of the student's submission (``CONVAE_SUBMISSION_DIR``, read-only), and
+while kernels run it samples the free space of the sandbox's size-limited file systems: a student
+who fills one is told apart from one whose code failed on its own (best-effort: a file system
+filled and emptied between two samples, 0.1 s apart, goes unseen).
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -53,6 +63,9 @@ PRELOAD = (
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 IDLE_SECONDS = 120  # a server whose grading job died without stopping it exits on its own
 PR_SET_DUMPABLE = 4
+OOM_SCORE_ADJ = 1000  # a kernel and what it starts go first; it cannot go below 0 again unprivileged
+FULL_BELOW = 2**20  # bytes free under which a size-limited file system counts as full
+SERVER_FILES = ("kernel-server.log", "kernel-server.lock")  # the server's own, in the runtime folder
 
 
 def preload() -> None:
@@ -79,11 +92,73 @@ def kill_leftovers() -> None:
                 pass
 
 
+def fill_scratch(workdir: Path) -> None:
+    """The kernels' working folder (an empty tmpfs): a copy of the student's submission."""
+    submission = os.environ.get("CONVAE_SUBMISSION_DIR")
+    if submission and Path(submission).is_dir():
+        shutil.copytree(submission, workdir, dirs_exist_ok=True)
+
+
+class SpaceWatch:
+    """The sandbox's size-limited file systems, sampled while kernels run."""
+
+    def __init__(self, paths: list[str]):
+        self.paths = paths
+
+    def full(self) -> set[str]:
+        found = set()
+        for path in self.paths:
+            try:
+                space = os.statvfs(path)
+            except OSError:
+                continue
+            if space.f_bavail * space.f_frsize < FULL_BELOW:
+                found.add(f"{path} ({space.f_blocks * space.f_frsize / 2**20:.0f} MiB)")
+        return found
+
+
+def empty_writable_space(runtime: Path) -> None:
+    """Empty what the last kernel could write for the next one: the sandbox's /tmp and /dev/shm,
+    and the runtime folder but its sockets and the server's log and lock (the grader keeps its
+    kernels' connection files elsewhere). A kernel that filled /tmp would leave no room for the
+    next one's connection file; what it wrote in the runtime folder, a tmpfs outside charged to
+    the job's memory, would hold the job at its memory limit. Mounts inside /tmp (the runtime
+    folder, the working copy) are left alone."""
+    for top in ("/tmp", "/dev/shm"):
+        device = os.stat(top).st_dev
+        for folder, dirs, files in os.walk(top, topdown=False):
+            for name in files + dirs:
+                remove(os.path.join(folder, name), device, is_dir=name in dirs)
+    device = os.stat(runtime).st_dev
+    for entry in os.scandir(runtime):
+        if entry.name in SERVER_FILES or stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            for folder, dirs, files in os.walk(entry.path, topdown=False):
+                for name in files + dirs:
+                    remove(os.path.join(folder, name), device, is_dir=name in dirs)
+        remove(entry.path, device, is_dir=entry.is_dir(follow_symlinks=False))
+
+
+def remove(path: str, device: int, is_dir: bool) -> None:
+    """Remove a file, or an empty folder, of the file system ``device``; anything else stays."""
+    try:
+        if os.lstat(path).st_dev != device:
+            return
+        if is_dir and not os.path.islink(path):
+            os.rmdir(path)  # fails while it holds a mount point, or a socket: left
+        else:
+            os.unlink(path)
+    except OSError:
+        pass
+
+
 def run_kernel(request: dict) -> None:
     """In the forked child: become the kernel described by ``request``; never returns."""
     try:
         os.setsid()  # its own process group, killed as a whole
         set_dumpable(True)  # an ordinary process again; the server stays closed
+        Path("/proc/self/oom_score_adj").write_text(str(OOM_SCORE_ADJ))
         os.environ.clear()
         os.environ.update(request["env"])
         os.chdir(request["cwd"])
@@ -131,9 +206,10 @@ def read_request(conn: socket.socket) -> dict | None:
     return json.loads(data)
 
 
-def serve(listener: socket.socket, own_namespace: bool) -> socket.socket | None:
+def serve(listener: socket.socket, own_namespace: bool, watch: SpaceWatch) -> socket.socket | None:
     """Fork kernels on request until told to stop (returns that connection) or idle (None)."""
-    kernels: dict[socket.socket, int] = {}  # launcher connection -> kernel pid
+    runtime = Path(listener.getsockname()).parent
+    kernels: dict[socket.socket, Kernel] = {}  # launcher connection -> kernel
     idle_since = time.monotonic()
     while True:
         ready, _, _ = select.select([listener, *kernels], [], [], 0.1)
@@ -144,12 +220,13 @@ def serve(listener: socket.socket, own_namespace: bool) -> socket.socket | None:
                 if request is None:
                     conn.close()
                 elif request.get("shutdown"):
-                    for pid in kernels.values():
-                        kill_group(pid)
+                    for kernel in kernels.values():
+                        kill_group(kernel.pid)
                     return conn  # closed once the server is gone: the caller waits for that
                 else:
                     if own_namespace and not kernels:
                         kill_leftovers()
+                        empty_writable_space(runtime)
                     pid = os.fork()
                     if pid == 0:
                         listener.close()
@@ -157,15 +234,25 @@ def serve(listener: socket.socket, own_namespace: bool) -> socket.socket | None:
                             other.close()
                         conn.close()
                         run_kernel(request)
-                    kernels[conn] = pid
+                    kernels[conn] = Kernel(pid)
             elif not sock.recv(1):  # the launcher is gone: so is its kernel
-                kill_group(kernels.pop(sock))
+                kill_group(kernels.pop(sock).pid)
                 sock.close()
+        if kernels:
+            full = watch.full()
+            for kernel in kernels.values():
+                kernel.full |= full
         report_exits(kernels)
         if kernels:
             idle_since = time.monotonic()
         elif time.monotonic() - idle_since > IDLE_SECONDS:
             return None
+
+
+class Kernel:
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.full: set[str] = set()  # size-limited file systems seen full while it ran
 
 
 def kill_group(pid: int) -> None:
@@ -175,7 +262,7 @@ def kill_group(pid: int) -> None:
         pass
 
 
-def report_exits(kernels: dict[socket.socket, int]) -> None:
+def report_exits(kernels: dict[socket.socket, Kernel]) -> None:
     """Reap finished kernels and tell each one's launcher its exit code."""
     while True:
         try:
@@ -184,12 +271,13 @@ def report_exits(kernels: dict[socket.socket, int]) -> None:
             return
         if pid == 0:
             return
-        for conn, kernel_pid in list(kernels.items()):
-            if kernel_pid == pid:
+        for conn, kernel in list(kernels.items()):
+            if kernel.pid == pid:
                 del kernels[conn]
                 kill_group(pid)  # whatever the kernel started goes with it
+                answer = {"code": os.waitstatus_to_exitcode(status), "full": sorted(kernel.full)}
                 try:
-                    conn.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                    conn.sendall(json.dumps(answer).encode() + b"\n")
                 except OSError:
                     pass
                 conn.close()
@@ -198,6 +286,7 @@ def report_exits(kernels: dict[socket.socket, int]) -> None:
 def main(argv: list[str]) -> None:
     path = Path(argv[1])
     own_namespace = "--own-pid-namespace" in argv[2:]
+    scratch = argv[argv.index("--scratch") + 1] if "--scratch" in argv else None
     if "--die-with-parent" in argv[2:]:  # unsandboxed; in the sandbox bubblewrap does this
         import ctypes
 
@@ -207,10 +296,13 @@ def main(argv: list[str]) -> None:
     path.unlink(missing_ok=True)
     listener.bind(str(path))  # bind before the imports: launchers connect and wait in the backlog
     listener.listen(16)
+    if scratch:
+        fill_scratch(Path(scratch))
+    watch = SpaceWatch(["/tmp", "/dev/shm", scratch] if own_namespace and scratch else [])
     preload()
     stopped_by = None
     try:
-        stopped_by = serve(listener, own_namespace)
+        stopped_by = serve(listener, own_namespace, watch)
     finally:
         path.unlink(missing_ok=True)
         if own_namespace:  # the sandbox lasts as long as any process in it

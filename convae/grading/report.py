@@ -15,13 +15,14 @@ class JobResult:
     ok: bool = True
     flags: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    usage: str = ""  # what the job's cgroups measured, where it had them
 
     @property
     def status(self) -> str:
         return "failed" if not self.ok else "repaired" if self.flags else "ok"
 
 
-COLUMNS = ["student", "assignment", "status", "seconds", "flags"]
+COLUMNS = ["student", "assignment", "status", "seconds", "flags", "usage"]
 
 
 def write_report(results: list[JobResult], path: Path) -> None:
@@ -35,7 +36,7 @@ def write_report(results: list[JobResult], path: Path) -> None:
         rows[(r.student, r.assignment)] = dict(
             zip(
                 COLUMNS,
-                [r.student, r.assignment, r.status, f"{r.seconds:.1f}", " | ".join(r.flags)],
+                [r.student, r.assignment, r.status, f"{r.seconds:.1f}", " | ".join(r.flags), r.usage],
                 strict=True,
             )
         )

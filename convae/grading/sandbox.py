@@ -12,15 +12,22 @@ bubblewrap (``bwrap``), so that student code:
   ``source/``, no other student's work) except the kernel's working folder (its own autograded
   submission, writable), its own repaired submission (read-only, for sibling notebooks), the
   Python environment and the ``convae`` package (read-only);
-- gets a private ``/tmp`` and its own PID namespace (it sees no process outside);
+- gets a private ``/tmp`` and ``/dev/shm`` of ``CONVAE_SANDBOX_TMP_SIZE`` bytes each, and its own
+  PID namespace (it sees no process outside);
+- works in a scratch copy of its submission: a tmpfs at the working folder, room for the
+  submission plus ``CONVAE_SANDBOX_SCRATCH_SIZE`` bytes, filled by the kernel server; nothing else
+  it can write is a file system without a size (the folder that hides the course and ``/dev``
+  are read-only);
 - has no capabilities, even when grading runs as root (root in a sandbox that kept them could
   unmount the folder that hides the course);
 - cannot use more than ``CONVAE_SANDBOX_MEMORY`` bytes of address space, ``CONVAE_SANDBOX_CPU``
-  seconds of CPU time or write files larger than ``CONVAE_SANDBOX_FILE_SIZE`` bytes (limits set
-  in each kernel after the fork).
-The kernel talks to nbgrader over Unix sockets (IPC transport) in the job's runtime folder,
-which is bound into the sandbox; TCP on loopback is not reachable from a separate network
-namespace.
+  seconds of CPU time or write files larger than ``CONVAE_SANDBOX_FILE_SIZE`` bytes, nor start
+  more than ``CONVAE_SANDBOX_NPROC`` processes where no pids cgroup holds the job (limits set in
+  each kernel after the fork).
+Limits on the job as a whole (memory, processes, CPU share) are cgroups (``convae.grading.limits``):
+the server's command starts by entering the job's groups. The kernel talks to nbgrader over Unix
+sockets (IPC transport) in the job's runtime folder, which is bound into the sandbox; TCP on
+loopback is not reachable from a separate network namespace.
 """
 
 from __future__ import annotations
@@ -39,44 +46,57 @@ import time
 from pathlib import Path
 
 import convae
+from convae.grading import limits
 
 DEFAULT_MEMORY = 6 * 2**30
 DEFAULT_CPU_SECONDS = 900
 DEFAULT_FILE_SIZE = 256 * 2**20
 SERVER_SOCKET = "kernel-server.sock"
 RUNTIME_DIR = "CONVAE_GRADING_RUNTIME"  # the job's folder for IPC sockets and its kernel server
+FLAGS_FILE = "CONVAE_GRADING_FLAGS"  # where the job's flags go (outside the sandbox)
 SERVER_START_SECONDS = 120
 PR_SET_PDEATHSIG = 1
+TMP_SIZE = "CONVAE_SANDBOX_TMP_SIZE"  # bytes of the private /tmp and /dev/shm each; unset: no limit
+SCRATCH_SIZE = "CONVAE_SANDBOX_SCRATCH_SIZE"  # bytes for new files in the working copy; unset: none
+NPROC = "CONVAE_SANDBOX_NPROC"  # RLIMIT_NPROC of each kernel, where no pids cgroup holds the job
 
 
 def bwrap_arguments(
     hide: Path,
     writable: list[Path],
     readable: list[Path],
-    shown_as: dict[Path, Path] | None = None,
+    scratch: dict[Path, int | None] | None = None,
     die_with_parent: bool = False,
+    tmp_size: int | None = None,
 ) -> list[str]:
     """The bwrap command line up to (not including) the program to run.
 
-    ``writable`` and ``readable`` folders appear at their own paths; each ``shown_as`` target
-    path shows the contents of its (writable) source folder instead of its own. With
-    ``die_with_parent`` the sandbox, and everything in it, ends with the process that started it
-    (the grading worker); a server a kernel launcher starts must outlive that launcher.
+    ``writable`` and ``readable`` folders appear at their own paths; each ``scratch`` folder is an
+    empty tmpfs of that many bytes (None: no limit) at its path. The private ``/tmp`` and
+    ``/dev/shm`` are tmpfs of ``tmp_size`` bytes each. With ``die_with_parent`` the sandbox, and
+    everything in it, ends with the process that started it (the grading worker); a server a
+    kernel launcher starts must outlive that launcher.
     """
-    shown_as = shown_as or {}
-    for path in [*writable, *shown_as]:
+    scratch = scratch or {}
+    for path in [*writable, *scratch]:
         if path == hide or path in hide.parents:
             raise ValueError(f"refusing to expose {path}: it contains the hidden folder {hide}")
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-    args += ["--tmpfs", str(hide)]
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    args += [*tmpfs("/tmp", tmp_size), *tmpfs("/dev/shm", tmp_size), "--tmpfs", str(hide)]
     for path in readable:
         args += ["--ro-bind", str(path), str(path)]
     for path in writable:
         args += ["--bind", str(path), str(path)]
-    for target, source in shown_as.items():
-        args += ["--bind", str(source), str(target)]
+    for path, size in scratch.items():
+        args += tmpfs(str(path), size)
+    # What is left writable has no size: the tmpfs that hides the course and the one of /dev.
+    args += ["--remount-ro", str(hide), "--remount-ro", "/dev"]
     args += ["--die-with-parent"] if die_with_parent else []
     return args + ["--unshare-net", "--unshare-ipc", "--unshare-pid", "--cap-drop", "ALL", "--"]
+
+
+def tmpfs(path: str, size: int | None) -> list[str]:
+    return (["--size", str(size)] if size else []) + ["--tmpfs", path]
 
 
 def readable_paths() -> list[Path]:
@@ -88,14 +108,14 @@ def probe() -> str | None:
     """None when the sandbox works here, else the reason it does not."""
     if shutil.which("bwrap") is None:
         return "bubblewrap (bwrap) is not installed"
-    args = bwrap_arguments(Path("/tmp/convae-probe-hidden"), [], readable_paths())
+    args = bwrap_arguments(Path("/tmp/convae-probe-hidden"), [], readable_paths(), tmp_size=2**20)
     try:
         proc = subprocess.run([*args, "true"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bwrap failed to start: {error}"
     if proc.returncode != 0:
         return f"bwrap cannot create a sandbox here: {proc.stderr.strip() or proc.returncode}"
-    return None
+    return None  # a bwrap without --size (for the tmpfs sizes) fails above
 
 
 def sandboxed() -> bool:
@@ -110,35 +130,47 @@ def set_limits() -> None:
     limit(resource.RLIMIT_AS, "CONVAE_SANDBOX_MEMORY", DEFAULT_MEMORY)
     limit(resource.RLIMIT_CPU, "CONVAE_SANDBOX_CPU", DEFAULT_CPU_SECONDS)
     limit(resource.RLIMIT_FSIZE, "CONVAE_SANDBOX_FILE_SIZE", DEFAULT_FILE_SIZE)
+    if os.environ.get(NPROC):  # root (uid 0 of the machine) is exempt: it binds for other graders
+        limit(resource.RLIMIT_NPROC, NPROC, 0)
+
+
+def size_setting(name: str) -> int | None:
+    value = int(os.environ.get(name) or 0)
+    return value or None
 
 
 def server_command(workdir: Path, runtime: Path, die_with_parent: bool = False) -> list[str]:
-    """The kernel server of one grading job, inside the sandbox when one is asked for."""
+    """The kernel server of one grading job, inside the sandbox when one is asked for, and inside
+    the job's cgroups when it has them."""
     server = [sys.executable, "-m", "convae.grading.kernel_server", str(runtime / SERVER_SOCKET)]
+    enter = [sys.executable, "-m", "convae.grading.limits"] if os.environ.get(limits.GROUPS) else []
     if not sandboxed():
-        return server + (["--die-with-parent"] if die_with_parent else [])
+        return enter + server + (["--die-with-parent"] if die_with_parent else [])
     hide = Path(os.environ["CONVAE_SANDBOX_HIDE"]).resolve()
-    # Kernels may write their working folder and the folder of their IPC sockets, nothing else.
+    # Kernels may write the working copy, /tmp and /dev/shm (tmpfs with sizes) and the folder of
+    # their IPC sockets, nothing else.
     readable = readable_paths()
-    if os.environ.get(convae.SUBMISSION_DIR):  # the student's own submission, for sibling notebooks
-        readable.append(Path(os.environ[convae.SUBMISSION_DIR]).resolve())
-    # The working folder is a scratch copy of the submission shown at the autograded folder's
-    # path: nbgrader writes each graded notebook (hidden tests restored) into the real one, where
-    # the kernel of the next notebook must not read it.
-    scratch = working_copy(runtime)
-    shown = {workdir: scratch}
-    sandbox = bwrap_arguments(hide, [runtime], readable, shown, die_with_parent)
-    return [*sandbox, *server, "--own-pid-namespace"]
-
-
-def working_copy(runtime: Path) -> Path:
-    """The job's scratch working folder: a copy of the student's (repaired) submission."""
-    scratch = runtime / "workdir"
     submission = os.environ.get(convae.SUBMISSION_DIR)
-    if submission and Path(submission).is_dir():
-        shutil.copytree(submission, scratch, dirs_exist_ok=True)
-    scratch.mkdir(exist_ok=True)
-    return scratch
+    if submission:  # the student's own submission, for sibling notebooks
+        readable.append(Path(submission).resolve())
+    # The working folder is a scratch copy of the submission, a tmpfs shown at the autograded
+    # folder's path: nbgrader writes each graded notebook (hidden tests restored) into the real
+    # one, where the kernel of the next notebook must not read it. The server fills it.
+    scratch = {workdir: scratch_size(Path(submission) if submission else None)}
+    sandbox = bwrap_arguments(
+        hide, [runtime], readable, scratch, die_with_parent, tmp_size=size_setting(TMP_SIZE)
+    )
+    return [*enter, *sandbox, *server, "--own-pid-namespace", "--scratch", str(workdir)]
+
+
+def scratch_size(submission: Path | None) -> int | None:
+    """Room for the submission's files plus ``CONVAE_SANDBOX_SCRATCH_SIZE`` bytes of new ones."""
+    extra = size_setting(SCRATCH_SIZE)
+    if extra is None:
+        return None
+    files = submission.rglob("*") if submission and submission.is_dir() else []
+    # tmpfs counts whole pages; a margin of a page per file and folder
+    return extra + sum(path.stat().st_size + 4096 for path in files) + 4096
 
 
 def try_connect(path: Path) -> socket.socket | None:
@@ -232,8 +264,23 @@ def main(argv: list[str]) -> None:
     answer = b""
     while chunk := sock.recv(64):
         answer += chunk
-    code = int(answer) if answer.strip() else 1
+    exited = json.loads(answer) if answer.strip() else {"code": 1}
+    for space in exited.get("full", []):
+        record_flag(f"{space} was full: the kernel's writes there were refused")
+    code = int(exited["code"])
     sys.exit(code if code >= 0 else 128 - code)
+
+
+def record_flag(text: str) -> None:
+    """A flag for the job's report (``CONVAE_GRADING_FLAGS``, outside the sandbox), once per job."""
+    path = os.environ.get(FLAGS_FILE)
+    if not path:
+        return
+    line = json.dumps(text)
+    with open(path, "a+") as f:
+        f.seek(0)
+        if line not in f.read().splitlines():
+            f.write(line + "\n")
 
 
 if __name__ == "__main__":
