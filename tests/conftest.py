@@ -75,8 +75,8 @@ def require_system(package: str) -> None:
         SKIPPED_BY_CHOICE[package] = SKIPPED_BY_CHOICE.get(package, 0) + 1
         pytest.skip(f"{package}: {reason} ({system.SKIP_VARIABLE}=1)")
     pytest.fail(
-        f"{package} is not usable here ({reason}). `bash course.sh test` installs it when run as "
-        f"root; otherwise run `{system.install_hint([package])}`, or set "
+        f"{package} is not usable here ({reason}). `bash course.sh test` sets the system packages up "
+        f"when run as root; otherwise: {system.install_hint([package])}. Or set "
         f"{system.SKIP_VARIABLE}=1 to skip the tests that need it knowingly.",
         pytrace=False,
     )

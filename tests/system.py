@@ -1,4 +1,4 @@
-"""The system packages the suite needs, and the one way to run it without them.
+"""The system packages (and cgroups) the suite needs, and the one way to run it without them.
 
 ``bash course.sh test`` installs these Debian packages when it runs as root (as CI does) and
 otherwise stops and prints the command to run. A test that needs one is marked
@@ -33,6 +33,16 @@ def _postgresql() -> str | None:
     return load_tool("postgres_server").UNAVAILABLE
 
 
+def _cgroups() -> str | None:
+    # Not a package: cgroups the grader may create (root, or systemd delegation), for per-job limits.
+    from convae.grading import limits
+
+    usable, problem = limits.probe(limits.Limits())
+    held = set().union(*(hierarchy.controllers for hierarchy in usable))
+    missing = {"pids", "memory", "cpu"} - held
+    return None if not missing else f"no {', '.join(sorted(missing))} cgroup can be created here ({problem})"
+
+
 def _fashion_mnist() -> str | None:
     return None if FASHION_MNIST.is_dir() else f"{FASHION_MNIST} does not exist"
 
@@ -43,7 +53,9 @@ PACKAGES = {
     "chromium": ("pages in a real browser", _chromium),
     "postgresql": ("a shared gradebook and the cluster", _postgresql),
     "dataset-fashion-mnist": ("the real data set", _fashion_mnist),
+    "cgroups": ("per-job limits on memory, processes and CPU", _cgroups),
 }
+NOT_PACKAGES = {"cgroups": "run the tests as root (or as a user with systemd cgroup delegation)"}
 
 
 def skipping_allowed() -> bool:
@@ -56,4 +68,6 @@ def problem(package: str) -> str | None:
 
 
 def install_hint(packages) -> str:
-    return f"sudo apt-get install -y {' '.join(sorted(packages))}"
+    debian = sorted(p for p in packages if p not in NOT_PACKAGES)
+    hints = [f"sudo apt-get install -y {' '.join(debian)}"] if debian else []
+    return "; ".join(hints + [NOT_PACKAGES[p] for p in sorted(packages) if p in NOT_PACKAGES])

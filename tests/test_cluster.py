@@ -18,10 +18,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_course, load_tool
+from conftest import REPO, copy_course, load_tool, require_system
 
 from convae import course, notebooks
-from convae.grading import cluster, limits, pipeline, sandbox
+from convae.grading import cluster, pipeline, sandbox
 
 postgres_server = load_tool("postgres_server")
 pytestmark = pytest.mark.system("postgresql")
@@ -196,9 +196,8 @@ def test_a_worker_killed_mid_job_loses_nothing_and_doubles_nothing(cluster_of_tw
 def test_a_resource_attack_ends_inside_its_job_and_is_not_run_again(tmp_path, postgres):
     """A job that runs into its memory limit loses a process of its own, not its worker: Dask, which
     runs a job again only when its worker dies, does not send it to the next one."""
-    usable, problem = limits.probe(limits.Limits())
-    if "memory" not in set().union(*(h.controllers for h in usable)):
-        pytest.skip(f"no memory cgroup here: {problem}")
+    require_system("bubblewrap")
+    require_system("cgroups")
     attacks = load_tool("limit_attacks")
     root = build_course(tmp_path / "coordinator")
     for student in CLASS:

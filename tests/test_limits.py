@@ -10,8 +10,9 @@ What must hold, for each attack:
   graded beside them does, within RATIO (two honest jobs on this 2-core machine already take
   1.3 to 2 times as long as one alone: the attacker's share of the machine is a peer's share);
 - no job fails, and the limit is hit at its configured value (``pytest -s`` prints the figures).
-An attack whose limit needs a cgroup this machine cannot give is not run: unlimited, it would
-fork 1,000 processes or touch 10 GiB.
+The suite needs bubblewrap and the pids, memory and cpu cgroups (``tests/system.py``): where they
+cannot be had, these tests fail, or are skipped when told to out loud. An attack whose limit needs
+a cgroup the run does not hold is never run unlimited: it would fork 1,000 processes or touch 10 GiB.
 """
 
 import os
@@ -20,10 +21,10 @@ import subprocess
 import tempfile
 
 import pytest
-from conftest import load_tool
+from conftest import load_tool, require_system
 
 from convae import notebooks
-from convae.grading import limits, pipeline, sandbox
+from convae.grading import limits, pipeline
 
 attacks = load_tool("limit_attacks")
 RATIO = 1.3
@@ -34,8 +35,8 @@ NEEDS = {"fork": "pids", "fresh-processes": "memory", "busy-threads": "cpu", "fi
 
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory):
-    if sandbox.probe() is not None:
-        pytest.skip(f"no sandbox here: {sandbox.probe()}")
+    require_system("bubblewrap")
+    require_system("cgroups")
     root = tmp_path_factory.mktemp("limits") / "course"
     settings = pipeline.Settings(root, sandbox=True, timeout=attacks.TIMEOUT, **attacks.LIMITS)
     held = pipeline.machine_settings(settings, 2)[0].cgroups
