@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-
-import nbformat
+from typing import TYPE_CHECKING
 
 from convae import SUBMISSION_DIR
+
+if TYPE_CHECKING:
+    import nbformat
 
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 LANGUAGE_INFO = {"name": "python"}
@@ -22,6 +24,8 @@ EDITOR_METADATA = ("lines_to_next_cell", "execution", "collapsed", "scrolled", "
 
 
 def read(path: Path | str) -> nbformat.NotebookNode:
+    import nbformat  # here, not at the top: a notebook that only calls ``needs`` skips its import
+
     return nbformat.read(str(path), as_version=4)
 
 

@@ -3,7 +3,8 @@
 The attacks, and how they are graded, are in ``tools/limit_attacks.py`` (which also prints their
 figures with the limits off: ``--off``). Each attacker hands in the complete, correct
 ps1/conv_arithmetic submission plus one attack; each attack is graded in one batch with an honest
-student (two jobs at a time), next to the honest student graded alone and with an honest peer.
+student (two jobs at a time); the honest student is also graded alone and with an honest peer,
+once for every attack.
 What must hold, for each attack:
 - the attacker is graded, with the points its code earned and a flag naming the limit it hit;
 - the honest student's grade is unchanged, and the attack slows them no more than an honest peer

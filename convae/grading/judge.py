@@ -48,6 +48,7 @@ PRELOAD = (
     "convae.plotting",
     "convae.pretrained",
     "convae.summary",
+    "convae.notebooks",
 )
 CONNECT_SECONDS = 30  # from a test's start until the kernel's agent must have connected
 EVALUE_CHARS = 2000

@@ -53,11 +53,16 @@ PRELOAD = (
     "tqdm.auto",
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
+    "torch.distributions",
     "convae.data",
     "convae.training",
     "convae.summary",
     "convae.pretrained",
+    "convae.plotting",
+    "convae.notebooks",
+    "nbformat",  # convae.notebooks.run_cells: the notebooks that run a sibling notebook's cells
     "convae.grading.agent",  # what every test cell runs in the kernel while the judge grades it
+    "convae.grading.checks",
     "safetensors.torch",
 )
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -71,6 +76,9 @@ SERVER_FILES = ("kernel-server.log", "kernel-server.lock")  # the server's own, 
 def preload() -> None:
     # ipykernel selects the inline backend through MPLBACKEND; matplotlib reads it on import.
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+    # nbformat's jsonschema imports rfc3987_syntax, when installed, for IRI formats that notebooks
+    # never use, and builds its grammar (2-3 s): make that optional import fail, as the worker does.
+    sys.modules.setdefault("rfc3987_syntax", None)
     for name in PRELOAD:
         __import__(name)
 

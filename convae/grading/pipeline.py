@@ -192,30 +192,21 @@ def flags_file(settings: Settings, student: str, assignment: str) -> Path:
 
 
 def run_worker(settings: Settings, student: str, assignment: str, runtime: Path, group=None):
-    """Autograde and write feedback for one staged submission in a fresh process."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "convae.grading.worker",
-        str(settings.root),
-        assignment,
-        student,
-        json.dumps(worker_overrides(settings, runtime)),
-    ]
-    return subprocess.run(
-        cmd,
-        cwd=settings.root,
-        env=worker_environment(
-            settings,
-            runtime,
-            staged_submission(settings.root, student, assignment),
-            flags_file(settings, student, assignment),
-            group,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=settings.job_timeout,
+    """Autograde and write feedback for one staged submission in a fresh worker process."""
+    from convae.grading import worker
+
+    argv = ["convae.grading.worker", str(settings.root), assignment, student]
+    argv.append(json.dumps(worker_overrides(settings, runtime)))
+    env = worker_environment(
+        settings,
+        runtime,
+        staged_submission(settings.root, student, assignment),
+        flags_file(settings, student, assignment),
+        group,
     )
+    logs = flags_file(settings, student, assignment).with_suffix("")  # hidden from the sandbox, as the flags
+    logs.mkdir(parents=True, exist_ok=True)
+    return worker.run(argv, env, settings.root, logs, settings.job_timeout)
 
 
 def grade_one(settings: Settings, student: str, assignment: str) -> JobResult:

@@ -1,11 +1,16 @@
 """One grading job in one process: ``python -m convae.grading.worker ROOT ASSIGNMENT STUDENT CONFIG``.
 
 Starts the job's kernel server (sandboxed when asked; it ends with this process), then runs
-nbgrader's autograde and generate_feedback through its Python API, so the ~4 s of nbgrader's
-imports are paid once per submission instead of once per step, while the server imports torch.
+nbgrader's autograde and generate_feedback through its Python API, while the server imports torch.
 CONFIG is a JSON object of traitlets overrides merged over the course's ``nbgrader_config.py``.
 Exit status: 0 graded, 2 autograde failed, 3 feedback failed; nbgrader's log goes to stderr on
 failure.
+
+``run`` starts a job's worker as a fork of the standard library's multiprocessing forkserver,
+which imports nbgrader, nbconvert and the grading preprocessors once per grading process
+(importing this module does): every job's worker then starts with them loaded, instead of paying
+seconds of imports each. Each worker is still a fresh process of its own, with the job's
+environment and working folder; the forkserver is instructor code only, like the worker.
 """
 
 import sys
@@ -14,11 +19,31 @@ import sys
 # use; building its grammar costs ~3.5 s of every nbgrader start. Make that optional import fail.
 sys.modules.setdefault("rfc3987_syntax", None)
 
+import importlib  # noqa: E402
 import json  # noqa: E402
+import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from convae.grading import commands, sandbox  # noqa: E402
+
+# What every worker imports: loaded in the forkserver once, before it forks any worker.
+PRELOAD = (
+    "nbgrader.apps",
+    "nbgrader.coursedir",
+    "nbgrader.preprocessors",
+    "nbgrader.converters",
+    "nbconvert.exporters",
+    "nbclient",
+    "jupyter_client.manager",
+    "convae.grading.execute",
+    "convae.grading.feedback",
+    "convae.install_cell",
+    "convae.review.lms",  # the late-penalty plugin named by nbgrader_config.py
+)
+for _name in PRELOAD:
+    importlib.import_module(_name)
 
 
 def main(argv: list[str]) -> int:
@@ -51,6 +76,46 @@ def grade(root: Path, assignment: str, student: str, overrides: dict) -> int:
             print(result.get("log", ""), result.get("error", ""), sep="\n", file=sys.stderr)
             return code
     return 0
+
+
+def context():
+    """The multiprocessing context whose forkserver has this module, and so nbgrader, imported."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def run(argv: list[str], env: dict, cwd: Path, logs: Path, timeout: float) -> subprocess.CompletedProcess:
+    """``main(argv)`` in a fresh worker forked from the forkserver, as ``subprocess.run`` would run
+    ``python -m convae.grading.worker``: the job's environment and folder, its output captured
+    (in ``logs``), ``subprocess.TimeoutExpired`` after ``timeout`` seconds (the worker killed)."""
+    out, err = logs / "worker.stdout", logs / "worker.stderr"
+    process = context().Process(target=forked, args=(argv, env, str(cwd), str(out), str(err)))
+    process.start()
+    process.join(timeout)
+    if process.is_alive():
+        process.kill()  # its kernel server dies with it (die_with_parent)
+        process.join()
+        raise subprocess.TimeoutExpired(argv, timeout)
+    read = lambda path: path.read_text(errors="replace") if path.exists() else ""  # noqa: E731
+    return subprocess.CompletedProcess(argv, process.exitcode, read(out), read(err))
+
+
+def forked(argv: list[str], env: dict, cwd: str, out: str, err: str) -> None:
+    """In the forked worker: become the job's process, then run it."""
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    for fd, path in ((1, out), (2, err)):
+        file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(file, fd)
+        os.close(file)
+    if os.environ.get("CONVAE_PHASES"):
+        import runpy
+
+        sys.argv = argv
+        runpy.run_path(os.environ["CONVAE_PHASES"], run_name="__main__")
+    sys.exit(main(argv))
 
 
 if __name__ == "__main__":
