@@ -1,4 +1,6 @@
+import fcntl
 import importlib.util
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -35,11 +37,22 @@ def copy_course(target: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def graded_course(tmp_path_factory):
-    """A copy of the course with the release regenerated and the example class graded."""
+    """A copy of the course with the release regenerated and the example class graded: once per
+    test run, shared by every test that only reads it (and, under pytest-xdist, by every worker:
+    the first one to need it grades it, the others wait for it). A test that changes it works in
+    a copy of its own."""
     from convae import course
 
-    root = copy_course(tmp_path_factory.mktemp("course"))
-    course.grade_example_class(root)
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' folders have one parent per run
+        shared = shared.parent
+    root = shared / "graded-course"
+    with open(shared / "graded-course.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "graded-course.done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            course.grade_example_class(copy_course(root))
+            (shared / "graded-course.done").touch()
     return root
 
 

@@ -151,12 +151,14 @@ def test_feedback_hides_hidden_tests_but_names_the_failed_check(graded_course):
     assert "AssertionError" in wrong and "conv2d_output_size(" in wrong
 
 
-def test_grading_twice_gives_identical_grades(graded_course):
-    before = course.notebook_grades(graded_course)
-    settings = pipeline.Settings(graded_course, sandbox=sandbox.probe() is None)
+def test_grading_twice_gives_identical_grades(graded_course, tmp_path):
+    root = tmp_path / "course"
+    shutil.copytree(graded_course, root)  # graded_course is shared: grade again in a copy
+    before = course.notebook_grades(root)
+    settings = pipeline.Settings(root, sandbox=sandbox.probe() is None)
     results = pipeline.grade_class(settings, students=["example-wrong", "example-partial"], progress=False)
     assert all(r.ok for r in results)
-    assert course.notebook_grades(graded_course) == before
+    assert course.notebook_grades(root) == before
 
 
 def test_students_are_in_the_gradebook_before_parallel_workers_start(tmp_path, monkeypatch):
