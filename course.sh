@@ -9,7 +9,8 @@ cd "$(dirname "$0")"
 source scripts/setup-venv.sh
 
 case "${1:-}" in
-  test) shift; exec "$PY" -m pytest -q "$@" ;;
+  # Two pytest-xdist workers, whole test files each (module fixtures grade a class once).
+  test) shift; exec "$PY" -m pytest -q -n "${CONVAE_TEST_WORKERS:-2}" --dist loadfile "$@" ;;
   "") echo "usage: bash course.sh main|test|grade|release|student-bundle|examples|table|similarity|export-lms|items|marking-sheets|import-marks" >&2; exit 2 ;;
   *) exec "$PY" -m convae "$@" ;;
 esac
