@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_course, load_tool, require_system
+from conftest import REPO, copy_course, load_tool, release_course, require_system
 
 from convae import course, notebooks
 from convae.grading import cluster, pipeline, sandbox
@@ -45,7 +45,7 @@ def build_course(path: Path) -> Path:
     for notebook in (root / "source" / "ps1").glob("*.ipynb"):
         if notebook.stem != "conv_arithmetic":
             notebook.unlink()
-    course.generate_release(root)
+    release_course(root)
     examples = course.load_example_class(root)
     for student, example in CLASS.items():
         course.build_submission(root, student, examples[example], "ps1")

@@ -14,7 +14,7 @@ import threading
 
 import nbformat
 import pytest
-from conftest import copy_course
+from conftest import copy_course, release_course
 
 from convae import course, notebooks
 from convae.grading import pipeline
@@ -234,7 +234,7 @@ def hostile_class(tmp_path_factory):
     for path in (root / "source" / "ps1").glob("*.ipynb"):
         if path.stem != NOTEBOOK:
             path.unlink()
-    course.generate_release(root)
+    release_course(root)
     course.build_submission(root, "honest", course.SOLUTION, "ps1")
     complete = notebooks.read(root / "submitted" / "honest" / "ps1" / f"{NOTEBOOK}.ipynb")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)

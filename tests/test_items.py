@@ -20,7 +20,7 @@ import zlib
 from collections import Counter
 
 import pytest
-from conftest import REPO, copy_course
+from conftest import REPO, copy_course, release_course
 from validity_harness import judge_in_student_process
 
 from convae import course, notebooks
@@ -159,7 +159,7 @@ def planted_class(tmp_path_factory, expected):
     for path in (root / "source" / "ps1").glob("*.ipynb"):
         if path.stem != NOTEBOOK:
             path.unlink()
-    course.generate_release(root)
+    release_course(root)
     for student, answers in planted_answers().items():
         course.build_submission(root, student, {f"ps1/{NOTEBOOK}": answers}, "ps1")
     results = pipeline.grade_class(

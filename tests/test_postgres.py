@@ -8,7 +8,7 @@ import csv
 import shutil
 
 import pytest
-from conftest import REPO, copy_course, load_tool
+from conftest import REPO, copy_course, load_tool, release_course
 
 from convae import course
 from convae.grading import pipeline, sandbox
@@ -27,7 +27,7 @@ def test_parallel_grading_with_a_postgresql_gradebook(tmp_path_factory, postgres
     for path in (root / "source").iterdir():  # one assignment is enough to exercise the database
         if path.name != "ps1":
             shutil.rmtree(path)
-    course.generate_release(root)
+    release_course(root)
     course.build_example_class(root)
     settings = pipeline.Settings(root, sandbox=sandbox.probe() is None, db_url=postgres_url)
     results = pipeline.grade_class(settings, jobs=2, progress=False)

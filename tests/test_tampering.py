@@ -17,7 +17,7 @@ import shutil
 from dataclasses import dataclass
 
 import pytest
-from conftest import copy_course
+from conftest import copy_course, release_course
 
 from convae import course, notebooks
 from convae.grading import pipeline
@@ -389,7 +389,7 @@ def tampering_class(tmp_path_factory):
         for path in assignment.glob("*.ipynb"):
             if path.stem not in KEPT[assignment.name]:
                 path.unlink()
-    course.generate_release(root)
+    release_course(root)
     for assignment in KEPT:
         course.build_submission(root, "honest", course.SOLUTION, assignment)
     for student, case in CASES.items():

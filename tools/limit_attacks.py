@@ -1,8 +1,8 @@
 """Bounded attacks on a grading machine's resources, and the figures that show whether job limits hold.
 
 ``.venv/bin/python tools/limit_attacks.py [--off] [--only NAME...]`` grades each attack in one batch
-with an honest student (two jobs at a time), after grading the same honest student alone and with
-an honest peer (once, for every attack), and prints for each: what the attack itself measured,
+with an honest student (two jobs at a time), just after grading the same honest student alone and
+with an honest peer, and prints for each: what the attack itself measured,
 the job's figures (peak memory, processes, CPU held back), its flags and score, and the honest
 student's times.
 With ``--off`` the job limits are switched off (no cgroups, /tmp and scratch without a size, no
@@ -229,10 +229,11 @@ def run(root: Path, settings, attacks) -> dict:
     settings, _ = pipeline.machine_settings(settings, 2)
     with judge.JudgeServer() as judges:
         settings = replace(settings, judge_socket=judges.path)
-        # The honest student's times alone and beside an honest peer, once for every attack.
-        alone = grade(settings, ["honest"])["honest"]
-        with_peer = grade(settings, ["honest", "peer"])["honest"]
         for name in attacks:
+            # The honest student alone and beside an honest peer, just before the attack: the
+            # machine's other load is then about the same in all three.
+            alone = grade(settings, ["honest"])["honest"]
+            with_peer = grade(settings, ["honest", "peer"])["honest"]
             graded = grade(settings, ["honest", name])
             outcomes[name] = {
                 "attacker": graded[name][0],
