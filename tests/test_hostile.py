@@ -183,6 +183,21 @@ def reads_course_files(nb, ctx):
     )
 
 
+def forges_kernel_messages(nb, ctx):
+    # The kernel's own sockets: a message whose signature is wrong, which jupyter_client refuses
+    # to read (ValueError: Invalid Signature) in the grader's process. The cell defines nothing.
+    scratch_cell_after(
+        nb,
+        "imports",
+        (
+            "_kernel = get_ipython().kernel\n"
+            "_kernel.iopub_socket.send_multipart([b'<IDS|MSG>', b'0' * 64, b'{}', b'{}', b'{}', b'{}'])\n"
+            "import time\n"
+            "time.sleep(1)"
+        ),
+    )
+
+
 # case -> (how the notebook is attacked, expected autograded score)
 CASES = {
     "infinite-loop": (infinite_loop, FULL - 3),  # dense answer never defined: its test and Q1
@@ -200,6 +215,7 @@ CASES = {
     "huge-output": (huge_output, FULL),
     "network-request": (network_request, FULL),
     "reads-course-files": (reads_course_files, FULL),
+    "forges-kernel-messages": (forges_kernel_messages, FULL),  # costs its own cell only
 }
 BROKEN_FILES = {"invalid-json": b'{"cells": [', "missing-notebook": None}
 
@@ -316,3 +332,9 @@ def test_kernel_death_is_explained_in_the_graded_notebook(hostile_class):
     nb = notebooks.read(root / "autograded" / "kills-kernel" / "ps1" / f"{NOTEBOOK}.ipynb")
     outputs = cell(nb, "conv2d_param_count").outputs
     assert any(o.get("ename") == "KernelDied" for o in outputs)
+
+
+def test_a_forged_kernel_message_costs_its_cell_and_says_why(hostile_class):
+    _, results, _, _ = hostile_class
+    flags = results["forges-kernel-messages"].flags
+    assert any("the kernel sent a message the grader cannot read" in f for f in flags), flags

@@ -7,7 +7,8 @@
   The cell's outputs are then written from the judge's verdict only: nothing, or one error
   carrying the check's message. Whatever the kernel printed or returned meanwhile is dropped, so
   partial credit cannot be forged and no output of the student's can reach a graded cell;
-- a dead or stuck kernel costs only the cell it happened in: a fresh kernel replays the cells
+- a dead or stuck kernel, or one that sends a message the grader cannot read (a forged
+  signature), costs only the cell it happened in: a fresh kernel replays the cells
   before it (not the test cells) and grading goes on. Every such event, and every fault of the
   student's side of the judge's channel, is written to ``CONVAE_GRADING_FLAGS`` for the report;
 - a notebook has a time budget (``notebook_seconds``): no cell may run past what is left of it,
@@ -48,6 +49,11 @@ GRACE_SECONDS = 2  # for the kernel to finish serving once the judge has its ver
 # the judge's timeout (and interrupt), not an interrupt the judge mistakes for a dead kernel.
 SERVING_EXTRA_SECONDS = 15
 SERVING = "convae_serving"  # metadata of the cell that serves a test cell in the kernel
+# What a cell's run can end in when the kernel is gone or cannot be trusted to go on: a dead
+# kernel, a cell that could not be interrupted, or a message on the kernel's channels that
+# jupyter_client cannot read (``ValueError: Invalid Signature``): the student's code holds the
+# kernel's sockets and key, and may send anything on them.
+KERNEL_LOST = (DeadKernelError, CellTimeoutError, ValueError)
 # The slowest honest notebook in grading mode (ps2 conv_autoencoders, the complete example
 # student) took 24 s here, two jobs at a time on a busy 2-core machine; five minutes leaves room
 # for a machine ten times slower.
@@ -94,7 +100,7 @@ class ResilientExecute(Execute):
             return cell, resources
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
-        except (DeadKernelError, CellTimeoutError) as error:
+        except KERNEL_LOST as error:
             explained = lost_kernel_output(error)
             cell.outputs.append(explained)
             self.flag(f"{notebooks.grade_id(cell) or f'cell {index}'}: {explained.evalue}")
@@ -110,7 +116,8 @@ class ResilientExecute(Execute):
         cell_id = notebooks.grade_id(cell)
         verdict, lost = run_sync(self._judge_cell_async)(cell, index)
         if lost is not None:
-            verdict = judge.Verdict(False, "KernelDied", lost_kernel_output(lost).evalue, fault="kernel lost")
+            lost_output = lost_kernel_output(lost)
+            verdict = judge.Verdict(False, lost_output.ename, lost_output.evalue, fault="kernel lost")
         cell.outputs = [nbformat.from_dict(output) for output in verdict.outputs()]
         cell.execution_count = None
         if verdict.fault:
@@ -163,7 +170,7 @@ class ResilientExecute(Execute):
                     await ensure_async(self.km.interrupt_kernel())
             try:
                 await kernel_task  # bounded by nbclient's own cell timeout
-            except (DeadKernelError, CellTimeoutError) as error:
+            except KERNEL_LOST as error:
                 lost = error
         finally:
             listener.close()
@@ -213,7 +220,7 @@ class ResilientExecute(Execute):
                 continue
             try:
                 self.execute_cell(copy.deepcopy(cell), earlier, store_history=False)
-            except (DeadKernelError, CellTimeoutError):
+            except KERNEL_LOST:
                 self._skip_on_replay.add(earlier)
                 return self._restart_and_replay(index)
             finally:
@@ -229,6 +236,9 @@ class ResilientExecute(Execute):
 def lost_kernel_output(error) -> nbformat.NotebookNode:
     if isinstance(error, CellTimeoutError):
         ename, evalue = "CellTimeoutError", "the cell did not finish in time and could not be interrupted"
+    elif isinstance(error, ValueError):
+        ename = "KernelMessageUnreadable"
+        evalue = f"the kernel sent a message the grader cannot read ({str(error)[:60]})"
     else:
         ename, evalue = (
             "KernelDied",
