@@ -110,11 +110,6 @@ def forked(argv: list[str], env: dict, cwd: str, out: str, err: str) -> None:
         file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(file, fd)
         os.close(file)
-    if os.environ.get("CONVAE_PHASES"):
-        import runpy
-
-        sys.argv = argv
-        runpy.run_path(os.environ["CONVAE_PHASES"], run_name="__main__")
     sys.exit(main(argv))
 
 
