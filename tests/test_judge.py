@@ -366,3 +366,22 @@ def test_a_unix_socket_pair_carries_a_frame_intact():
     with a, b:
         wire.send_frame(a, {"x": 1}, b"abc")
         assert wire.receive_frame(b) == ({"x": 1}, b"abc")
+
+
+def test_only_a_kernel_message_the_grader_cannot_read_counts_as_a_lost_kernel():
+    """A forged signature or a broken frame on the kernel's channels is KernelMessageUnreadable,
+    which costs its cell; any other ValueError (a bug of ours) is not mistaken for one."""
+    from convae.grading import execute
+
+    session = execute.GuardedKernelManager().session
+    session.key = b"the job's key"
+    good = session.serialize(session.msg("status", {"execution_state": "idle"}))
+    assert session.deserialize(session.feed_identities(good)[1])["content"]["execution_state"] == "idle"
+    forged = list(good)
+    forged[1] = b"0" * 64  # the signature frame, after the delimiter
+    with pytest.raises(execute.KernelMessageUnreadable):
+        session.deserialize(session.feed_identities(forged)[1])
+    with pytest.raises(execute.KernelMessageUnreadable):
+        session.feed_identities([b"a frame without the delimiter"])
+    assert not issubclass(ValueError, execute.KERNEL_LOST)
+    assert issubclass(execute.KernelMessageUnreadable, execute.KERNEL_LOST)

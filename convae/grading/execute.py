@@ -33,10 +33,12 @@ import zlib
 from pathlib import Path
 
 import nbformat
+from jupyter_client import AsyncKernelManager
+from jupyter_client.session import Session
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbgrader.preprocessors import Execute
-from traitlets import Integer
+from traitlets import Integer, default
 
 from convae import notebooks
 from convae.grading import judge, sandbox, wire
@@ -49,11 +51,39 @@ GRACE_SECONDS = 2  # for the kernel to finish serving once the judge has its ver
 # the judge's timeout (and interrupt), not an interrupt the judge mistakes for a dead kernel.
 SERVING_EXTRA_SECONDS = 15
 SERVING = "convae_serving"  # metadata of the cell that serves a test cell in the kernel
+
+
+class KernelMessageUnreadable(ValueError):
+    """A message on the kernel's channels that jupyter_client cannot read (a forged signature, a
+    broken frame): the student's code holds the kernel's sockets and key, and may send anything."""
+
+
+class GuardedSession(Session):
+    """The kernel channels' session: a message it cannot read raises KernelMessageUnreadable, a
+    ValueError as jupyter_client's own, so that only such messages cost a cell, not any ValueError."""
+
+    def feed_identities(self, msg_list, copy=True):
+        try:
+            return super().feed_identities(msg_list, copy)
+        except Exception as error:
+            raise KernelMessageUnreadable(str(error)) from error
+
+    def deserialize(self, msg_list, content=True, copy=True):
+        try:
+            return super().deserialize(msg_list, content, copy)
+        except Exception as error:
+            raise KernelMessageUnreadable(str(error)) from error
+
+
+class GuardedKernelManager(AsyncKernelManager):
+    @default("session")
+    def _guarded_session(self) -> Session:
+        return GuardedSession(parent=self)
+
+
 # What a cell's run can end in when the kernel is gone or cannot be trusted to go on: a dead
-# kernel, a cell that could not be interrupted, or a message on the kernel's channels that
-# jupyter_client cannot read (``ValueError: Invalid Signature``): the student's code holds the
-# kernel's sockets and key, and may send anything on them.
-KERNEL_LOST = (DeadKernelError, CellTimeoutError, ValueError)
+# kernel, a cell that could not be interrupted, or a message the grader cannot read.
+KERNEL_LOST = (DeadKernelError, CellTimeoutError, KernelMessageUnreadable)
 # The slowest honest notebook in grading mode (ps2 conv_autoencoders, the complete example
 # student) took 24 s here, two jobs at a time on a busy 2-core machine; five minutes leaves room
 # for a machine ten times slower.
@@ -71,6 +101,10 @@ class ResilientExecute(Execute):
         allow_none=True,
         help="time budget of one notebook; once spent, its remaining cells are not run (0: none)",
     ).tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", GuardedKernelManager)
+        super().__init__(*args, **kwargs)
 
     def preprocess(self, nb, resources=None, km=None):
         self._skip_on_replay = set()
@@ -236,7 +270,7 @@ class ResilientExecute(Execute):
 def lost_kernel_output(error) -> nbformat.NotebookNode:
     if isinstance(error, CellTimeoutError):
         ename, evalue = "CellTimeoutError", "the cell did not finish in time and could not be interrupted"
-    elif isinstance(error, ValueError):
+    elif isinstance(error, KernelMessageUnreadable):
         ename = "KernelMessageUnreadable"
         evalue = f"the kernel sent a message the grader cannot read ({str(error)[:60]})"
     else:
