@@ -1,10 +1,11 @@
 """A fork server for grading kernels: ``python -m convae.grading.kernel_server SOCKET [--own-pid-namespace]``.
 
 Every grading kernel used to import torch, its compiler front end (imported by the first
-optimizer), matplotlib and ipykernel itself: 3-4 s of the same work in each of a submission's
-notebooks. This server imports them once and forks a kernel per request, so a kernel starts in
-a fraction of a second with the libraries already loaded. ``convae.grading.sandbox`` starts one server
-per grading job (one student's assignment), inside that job's sandbox, and connects to it.
+optimizer step; preloaded only for a job whose notebooks train), matplotlib and ipykernel itself:
+3-4 s of the same work in each of a submission's notebooks. This server imports them once and
+forks a kernel per request, so a kernel starts in a fraction of a second with the libraries
+already loaded. ``convae.grading.sandbox`` starts one server per grading job (one student's
+assignment), inside that job's sandbox, and connects to it.
 
 Protocol, on a Unix socket: the launcher sends one JSON line ``{"connection": <the kernel's
 connection info>, "cwd": ..., "env": {...}}`` and waits; when the kernel exits the server
@@ -46,7 +47,6 @@ PRELOAD = (
     "numpy",
     "torch",
     "torch.optim",
-    "torch._dynamo",  # imported lazily by the first torch.optim step: 1.4 s
     "matplotlib",
     "matplotlib.figure",
     "matplotlib.backend_bases",
@@ -65,6 +65,11 @@ PRELOAD = (
     "convae.grading.checks",
     "safetensors.torch",
 )
+# Imported lazily by the first torch.optim step (1.1-1.4 s): preloaded only for a job whose
+# notebooks train (the worker says so in PRELOAD_TRAINING); any other kernel that needs it
+# imports it itself.
+TRAINING_PRELOAD = ("torch._dynamo",)
+PRELOAD_TRAINING = "CONVAE_PRELOAD_TRAINING"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 IDLE_SECONDS = 120  # a server whose grading job died without stopping it exits on its own
 PR_SET_DUMPABLE = 4
@@ -79,7 +84,7 @@ def preload() -> None:
     # nbformat's jsonschema imports rfc3987_syntax, when installed, for IRI formats that notebooks
     # never use, and builds its grammar (2-3 s): make that optional import fail, as the worker does.
     sys.modules.setdefault("rfc3987_syntax", None)
-    for name in PRELOAD:
+    for name in PRELOAD + (TRAINING_PRELOAD if os.environ.get(PRELOAD_TRAINING) == "1" else ()):
         __import__(name)
 
 

@@ -23,10 +23,12 @@ import importlib  # noqa: E402
 import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
 import subprocess  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from convae.grading import commands, sandbox  # noqa: E402
+from convae import notebooks  # noqa: E402
+from convae.grading import commands, kernel_server, sandbox  # noqa: E402
 
 # What every worker imports: loaded in the forkserver once, before it forks any worker.
 PRELOAD = (
@@ -49,7 +51,8 @@ for _name in PRELOAD:
 def main(argv: list[str]) -> int:
     root, assignment, student, overrides = Path(argv[1]), argv[2], argv[3], json.loads(argv[4])
     sandbox.die_with_parent()  # a grading run (or a cluster worker) that is killed takes its jobs along
-    server = start_kernel_server(root / "autograded" / student / assignment)
+    workdir = root / "autograded" / student / assignment
+    server = start_kernel_server(workdir, trains(root / "release" / assignment))
     try:
         return grade(root, assignment, student, overrides)
     finally:
@@ -58,13 +61,27 @@ def main(argv: list[str]) -> int:
             server.kill()  # gone already unless it hung; the sandbox ends with it
 
 
-def start_kernel_server(workdir: Path):
+def start_kernel_server(workdir: Path, training: bool):
     """The job's kernel server, started now so that its imports overlap nbgrader's."""
     runtime = os.environ.get(sandbox.RUNTIME_DIR)
     if not runtime:
         return None
+    os.environ[kernel_server.PRELOAD_TRAINING] = "1" if training else "0"
     with sandbox.server_lock(Path(runtime)):
         return sandbox.start_server(workdir, Path(runtime), die_with_parent=True)
+
+
+TRAINING = re.compile(r"\boptim|\btrain\w*\(")  # torch.optim, or a call of a training helper
+
+
+def trains(release: Path) -> bool:
+    """Whether the code of the assignment's released notebooks trains a model (an optimiser step)."""
+    return any(
+        TRAINING.search(cell.source)
+        for path in release.glob("*.ipynb")
+        for cell in notebooks.read(path).cells
+        if cell.cell_type == "code"
+    )
 
 
 def grade(root: Path, assignment: str, student: str, overrides: dict) -> int:
