@@ -3,7 +3,7 @@
 The attacks, and how they are graded, are in ``tools/limit_attacks.py`` (which also prints their
 figures with the limits off: ``--off``). Each attacker hands in the complete, correct
 ps1/conv_arithmetic submission plus one attack; each attack is graded in one batch with an honest
-student (two jobs at a time), just after the honest student is graded alone and with an honest peer.
+student (two jobs at a time), just after the honest student is graded with an honest peer.
 What must hold, for each attack:
 - the attacker is graded, with the points its code earned and a flag naming the limit it hit;
 - the honest student's grade is unchanged, and the attack slows them no more than an honest peer
@@ -44,7 +44,7 @@ def outcomes(tmp_path_factory):
     held = pipeline.machine_settings(settings, 2)[0].cgroups
     runnable = [name for name in attacks.ATTACKS if NEEDS.get(name) is None or NEEDS[name] in held]
     attacks.build_course(root, runnable)
-    found = attacks.run(root, settings, runnable)
+    found = attacks.run(root, settings, runnable, alone=False)
     for name, outcome in found.items():
         print(attacks.describe(name, outcome))
     return root, found, settings
@@ -77,19 +77,14 @@ def test_the_honest_student_is_unaffected(outcomes, name):
     ratio = honest_ratio(name, outcome)
     if ratio > RATIO:  # the machine's other load (a parallel test) may have changed within the pair
         root, _, settings = outcomes
-        ratio = min(ratio, honest_ratio(name, attacks.run(root, settings, [name])[name]))
+        ratio = min(ratio, honest_ratio(name, attacks.run(root, settings, [name], alone=False)[name]))
     assert ratio <= RATIO
 
 
 def honest_ratio(name, outcome) -> float:
     """The honest student's time beside the attacker over their time beside an honest peer."""
-    honest = outcome["honest"][0]
-    ratio = honest.seconds / outcome["with_peer"]
-    print(
-        f"{name}: honest {honest.seconds:.1f} s beside the attacker, {outcome['with_peer']:.1f} s beside a "
-        f"peer (x{ratio:.2f}), {outcome['alone']:.1f} s alone (x{honest.seconds / outcome['alone']:.2f})"
-    )
-    return ratio
+    print(f"{name}: honest {attacks.honest_times(outcome)}")
+    return outcome["honest"][0].seconds / outcome["with_peer"]
 
 
 def usage(outcome, pattern) -> float:

@@ -12,7 +12,7 @@ the limits on and checks them.
 Every attacker hands in the complete, correct ps1/conv_arithmetic submission with extra lines at
 the top of its first answer cell (or, for ``hangs``, answers that hang when called). Each attack
 is bounded, so that a limit that fails cannot take the machine down: at most 1,000 processes,
-4 GiB written to /tmp, 10 GiB touched across fresh processes, 16 busy threads for 30 s.
+4 GiB written to /tmp, 10 GiB touched across fresh processes, 16 busy threads for 15 s.
 """
 
 import argparse
@@ -100,7 +100,7 @@ for _p in _alive:
 
 BUSY_THREADS = """\
 import os as _os, threading as _threading, time as _time, zlib as _zlib
-_end = _time.monotonic() + 30
+_end = _time.monotonic() + 15
 _block = _os.urandom(2**20)
 def _spin():
     while _time.monotonic() < _end:
@@ -112,7 +112,7 @@ for _t in _threads:
 for _t in _threads:
     _t.join()
 _used = (_time.process_time() - _cpu) / (_time.monotonic() - _wall)
-print(f'ATTACK: 16 busy threads for 30 s used {_used:.2f} CPU')
+print(f'ATTACK: 16 busy threads for 15 s used {_used:.2f} CPU')
 """
 
 KILLS_SERVER = """\
@@ -160,15 +160,16 @@ ATTACKS = {
     "kills-server": (prepend(KILLS_SERVER), FULL - 3, "dense_param_count: the kernel died"),
 }
 # What the attacks are graded under (tests/test_limits.py): below the defaults, so that each one
-# runs into its limit quickly. A cell may take 40 s (the busy threads spin for 30 s in one).
-TIMEOUT = 40
+# runs into its limit quickly. A cell may take 25 s (the busy threads spin for 15 s in one); an
+# honest notebook takes 5-20 s, two jobs at a time on a busy 2-core machine.
+TIMEOUT = 25
 LIMITS = dict(
     job_memory=2048 * MIB,
     job_pids=256,
     job_cpus=1.0,
     tmp_size=256 * MIB,
     scratch_size=64 * MIB,
-    notebook_seconds=60,
+    notebook_seconds=40,
 )
 NO_LIMITS = dict(
     job_memory=0, job_pids=0, job_cpus=0, tmp_size=0, scratch_size=0, notebook_seconds=0, cgroups=()
@@ -221,8 +222,9 @@ def attack_report(root: Path, student: str) -> str:
     return found[0] if found else "(no report: the attack's cell did not finish)"
 
 
-def run(root: Path, settings, attacks) -> dict:
-    """Each attack's outcome, graded as the module docstring says."""
+def run(root: Path, settings, attacks, alone: bool = True) -> dict:
+    """Each attack's outcome, graded as the module docstring says (``alone``: also time the honest
+    student graded alone, a figure to print that the tests do not need)."""
     from convae.grading import judge, pipeline
 
     outcomes = {}
@@ -230,18 +232,18 @@ def run(root: Path, settings, attacks) -> dict:
     with judge.JudgeServer() as judges:
         settings = replace(settings, judge_socket=judges.path)
         for name in attacks:
-            # The honest student alone and beside an honest peer, just before the attack: the
-            # machine's other load is then about the same in all three.
-            alone = grade(settings, ["honest"])["honest"]
-            with_peer = grade(settings, ["honest", "peer"])["honest"]
+            # The honest student (alone and) beside an honest peer, just before the attack: the
+            # machine's other load is then about the same in each.
+            solo = grade(settings, ["honest"])["honest"][0].seconds if alone else None
+            with_peer = grade(settings, ["honest", "peer"])["honest"][0].seconds
             graded = grade(settings, ["honest", name])
             outcomes[name] = {
                 "attacker": graded[name][0],
                 "score": graded[name][1],
                 "report": attack_report(root, name),
                 "honest": graded["honest"],
-                "alone": alone[0].seconds,
-                "with_peer": with_peer[0].seconds,
+                "alone": solo,
+                "with_peer": with_peer,
             }
     return outcomes
 
@@ -253,12 +255,17 @@ def describe(name: str, outcome: dict) -> str:
         f"  attacker: {attacker.status}, {outcome['score']} / {FULL} points, {attacker.seconds:.1f} s; "
         f"{attacker.usage or 'no cgroup figures'}",
         *(f"  flag: {flag}" for flag in attacker.flags),
-        f"  honest: {outcome['honest'][1]} / {FULL} points, flags {honest.flags}; "
-        f"{honest.seconds:.1f} s with the attacker, {outcome['with_peer']:.1f} s with an honest peer, "
-        f"{outcome['alone']:.1f} s alone: x{honest.seconds / outcome['with_peer']:.2f} of with a peer, "
-        f"x{honest.seconds / outcome['alone']:.2f} of alone",
+        f"  honest: {outcome['honest'][1]} / {FULL} points, flags {honest.flags}; {honest_times(outcome)}",
     ]
     return "\n".join(lines)
+
+
+def honest_times(outcome: dict) -> str:
+    """The honest student's time beside the attacker, and as a ratio of their time beside a peer
+    (and alone, where that was measured)."""
+    seconds, peer, alone = outcome["honest"][0].seconds, outcome["with_peer"], outcome["alone"]
+    text = f"{seconds:.1f} s beside the attacker, {peer:.1f} s beside a peer (x{seconds / peer:.2f})"
+    return text + (f", {alone:.1f} s alone (x{seconds / alone:.2f})" if alone else "")
 
 
 def main() -> None:
