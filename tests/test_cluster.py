@@ -295,7 +295,7 @@ def test_an_unreachable_scheduler_is_a_clear_error_and_nothing_is_written(tmp_pa
     start = time.monotonic()
     with pytest.raises(cluster.ClusterUnreachable, match="does not answer"):
         cluster.grade_on_cluster(settings_for(root, url), address, progress=False)
-    assert time.monotonic() - start < 60
+    assert time.monotonic() - start < 10  # nothing listens there: refused at once, not retried for 15 s
     assert not (root / "autograded").exists() or not any((root / "autograded").iterdir())
     from sqlalchemy import create_engine, inspect
 

@@ -32,6 +32,7 @@ import hashlib
 import io
 import os
 import shutil
+import socket
 import sys
 import tarfile
 import tempfile
@@ -264,10 +265,30 @@ def connect(address: str):
     quiet = {"distributed.admin.tick.interval": "1s", "distributed.admin.system-monitor.interval": "2s"}
     dask.config.set(quiet)  # as the workers' QUIET, for the grader's own event loop
 
+    refused = refused_at_once(address)
+    if refused:
+        raise ClusterUnreachable(f"the cluster scheduler at {address} does not answer ({refused})")
     try:
         return Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as error:
         raise ClusterUnreachable(f"the cluster scheduler at {address} does not answer ({error})") from None
+
+
+def refused_at_once(address: str) -> str | None:
+    """Why a plain TCP scheduler address cannot be reached, where that is certain at once (nothing
+    listens there): dask's client would retry it for CONNECT_SECONDS. None: try dask's client."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(address)
+    if parts.scheme != "tcp" or not parts.hostname or not parts.port:
+        return None
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=CONNECT_SECONDS).close()
+    except (ConnectionRefusedError, socket.gaierror) as error:
+        return f"{type(error).__name__}: {error}"
+    except OSError:
+        return None  # a timeout or a network error: dask's client tries again and says why
+    return None
 
 
 def grade_on_cluster(
