@@ -1,12 +1,18 @@
 """The committed release is a faithful, leak-free regeneration of source/."""
 
 import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from conftest import REPO
+from nbgrader.dbutil import _temp_alembic_ini
 
 from convae import course, notebooks
 from convae.course import assignments
+from convae.grading import commands
 from convae.leaks import MARKERS, source_secrets
 
 
@@ -70,3 +76,18 @@ def test_readme_points_table_matches_the_notebooks():
     paths = sorted((REPO / "source").glob("*/*.ipynb"))
     in_source = {f"{path.parent.name}/{path.stem}": course.notebook_points(path) for path in paths}
     assert in_readme == in_source
+
+
+def test_a_new_gradebook_gets_the_schema_revision_that_alembic_reports(tmp_path):
+    """``python -m convae.grading.commands`` (how the course runs nbgrader) reads the revision
+    in-process instead of running ``alembic heads``: both must give a new gradebook the same one."""
+    alembic = Path(sys.executable).parent / "alembic"
+    with _temp_alembic_ini(f"sqlite:///{tmp_path / 'unused.db'}") as ini:
+        printed = subprocess.run([alembic, "-c", ini, "heads"], capture_output=True, text=True, check=True)
+    revision = printed.stdout.split()[0]
+    assert commands.alembic_head() == revision
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with commands.gradebook(url):
+        pass
+    stored = sqlite3.connect(tmp_path / "gradebook.db").execute("SELECT version_num FROM alembic_version")
+    assert stored.fetchall() == [(revision,)]

@@ -278,17 +278,15 @@ def ensure_gradebook(settings: Settings, students=()) -> None:
     workers grading the same student's assignments at once race, and the loser fails with a
     UNIQUE-constraint error.
     """
-    from nbgrader.api import Gradebook
-
     commands.environment_bin_on_path()
     url = commands.gradebook_url(settings.root, settings.db_url)
-    with Gradebook(url) as gradebook:
+    with commands.gradebook(url) as gradebook:
         known = {a.name for a in gradebook.assignments}
     db_args = [f"--CourseDirectory.db_url={settings.db_url}"] if settings.db_url else []
     for assignment in commands.assignments(settings.root):
         if assignment not in known:
             commands.nbgrader(settings.root, "generate_assignment", assignment, "--force", *db_args)
-    with Gradebook(url) as gradebook:
+    with commands.gradebook(url) as gradebook:
         for student in students:
             gradebook.update_or_create_student(student)
 
