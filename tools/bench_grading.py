@@ -1,7 +1,9 @@
 """Grading benchmark: seconds per submission, the judge's cost, class throughput.
 
 In one run, on a scratch copy of the course:
-1. import cost of nbgrader with and without the optional rfc3987_syntax import the worker skips;
+1. import cost of nbgrader with and without the optional rfc3987_syntax import the worker skips,
+   and the CPU of one ``generate_assignment`` on a new gradebook through nbgrader's own script
+   against ``python -m convae.grading.commands`` (how the course runs it), interleaved;
 2. kernel start-up to a first optimizer step: a plain ipykernel against one forked by the
    grading job's kernel server (``convae.grading.kernel_server``), interleaved;
 3. executing every notebook of one complete submission directly (nbclient, grading mode);
@@ -36,15 +38,49 @@ def import_seconds(block_rfc3987: bool) -> float:
 FIRST_STEP = "import torch\ntorch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()"
 
 
+def generate_assignment_cpu(command: list[str]) -> float:
+    """CPU seconds of ``generate_assignment ps1`` on a fresh copy of the course (a new gradebook)."""
+    import resource
+
+    root = Path(tempfile.mkdtemp(prefix="bench-cli-"))
+    for name in ("source", "nbgrader_config.py"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, root / name)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    args = ["generate_assignment", "ps1", "--force", f"--CourseDirectory.root={root}", "--log-level=WARN"]
+    subprocess.run([*command, *args], cwd=root, check=True, capture_output=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(root)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def compare_nbgrader_commands(rounds: int = 3) -> None:
+    import statistics
+
+    from convae.grading import commands
+
+    bin_dir = commands.environment_bin_on_path()
+    script, ours = [], []
+    for _ in range(rounds):  # interleaved, so machine load hits both alike
+        script.append(generate_assignment_cpu([str(bin_dir / "nbgrader")]))
+        ours.append(generate_assignment_cpu([str(bin_dir / "python"), "-m", "convae.grading.commands"]))
+    a, b = statistics.median(script), statistics.median(ours)
+    print(
+        f"generate_assignment ps1 on a new gradebook, CPU (median of {rounds}): nbgrader's script "
+        f"{a:.2f} s, python -m convae.grading.commands {b:.2f} s (ratio {b / a:.2f})"
+    )
+
+
 def kernel_startup_seconds(root: Path, runtime: Path, kernel: str, sandboxed: bool) -> float:
     """Seconds from asking for a kernel to the end of its first optimizer step."""
     from jupyter_client import KernelManager
 
-    from convae.grading import sandbox
+    from convae.grading import kernel_server, sandbox
 
     workdir = root / "autograded" / "bench"
     workdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime), **{sandbox.RUNTIME_DIR: str(runtime)})
+    env[kernel_server.PRELOAD_TRAINING] = "1"  # as for a job whose notebooks train
     if sandboxed:
         env["CONVAE_SANDBOX_HIDE"] = str(root)
     start = time.perf_counter()
@@ -140,6 +176,7 @@ def main() -> None:
         f"nbgrader import: {import_seconds(False):.1f} s as installed, "
         f"{import_seconds(True):.1f} s with rfc3987_syntax skipped (grading worker)"
     )
+    compare_nbgrader_commands()
 
     root = Path(tempfile.mkdtemp(prefix="bench-grading-"))
     for name in ("source", "nbgrader_config.py", "examples"):
