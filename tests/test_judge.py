@@ -385,3 +385,18 @@ def test_only_a_kernel_message_the_grader_cannot_read_counts_as_a_lost_kernel():
         session.feed_identities([b"a frame without the delimiter"])
     assert not issubclass(ValueError, execute.KERNEL_LOST)
     assert issubclass(execute.KernelMessageUnreadable, execute.KERNEL_LOST)
+
+
+def test_grading_runs_of_one_process_share_its_judge_server_and_a_dead_one_is_replaced():
+    import os
+    import signal
+
+    from convae.grading import judge
+
+    first = judge.process_server()
+    assert judge.process_server() is first
+    os.killpg(first.process.pid, signal.SIGKILL)
+    first.process.wait()
+    second = judge.process_server()
+    assert second is not first and second.process.poll() is None
+    assert not first.folder.exists()  # the dead server's socket folder is gone

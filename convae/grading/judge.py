@@ -20,6 +20,7 @@ exception, or a fault of the student's side: a hang, a dead kernel, garbage on t
 
 from __future__ import annotations
 
+import atexit
 import builtins
 import contextlib
 import os
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from dataclasses import asdict, dataclass
@@ -306,6 +308,28 @@ class JudgeServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+_PROCESS_SERVER: list[JudgeServer] = []
+_PROCESS_SERVER_LOCK = threading.Lock()
+
+
+def process_server() -> JudgeServer:
+    """This process's judge server: started by its first grading run and shared by the later ones
+    (its judges are fresh forks, so nothing passes from one run to the next), started again where
+    it died, stopped when the process exits. It saves a server's imports (1.4 s) per run."""
+    with _PROCESS_SERVER_LOCK:
+        if _PROCESS_SERVER and _PROCESS_SERVER[0].process.poll() is not None:
+            stop_process_server()  # it died: its folder goes, a new one starts
+        if not _PROCESS_SERVER:
+            _PROCESS_SERVER.append(JudgeServer())
+            atexit.register(stop_process_server)
+        return _PROCESS_SERVER[0]
+
+
+def stop_process_server() -> None:
+    if _PROCESS_SERVER:
+        _PROCESS_SERVER.pop().stop()
 
 
 class JudgeClient:

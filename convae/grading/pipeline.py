@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -62,7 +61,7 @@ class Settings:
     notebook_seconds: int = execute.DEFAULT_NOTEBOOK_SECONDS  # time budget of one notebook
     # The cgroup controllers that hold each job; None: those this machine allows (probed once).
     cgroups: tuple[str, ...] | None = None
-    judge_socket: Path | None = None  # the run's judge server; None: grade_class starts one
+    judge_socket: Path | None = None  # the run's judge server; None: this process's (judge.process_server)
     # More nbgrader settings for every job (e.g. the benchmark's in-kernel baseline), as traitlets
     # sections: {"Autograde": {"autograde_preprocessors": [...]}}.
     nbgrader_overrides: dict = field(default_factory=dict, compare=False)
@@ -303,13 +302,12 @@ def grade_class(
     jobs = jobs or os.cpu_count() or 1
     settings, _ = machine_settings(settings, jobs)
     results = []
+    if settings.judge_socket is None:
+        settings = replace(settings, judge_socket=judge.process_server().path)
     with (
-        judge.JudgeServer() if settings.judge_socket is None else contextlib.nullcontext() as judges,
         ThreadPoolExecutor(max_workers=jobs) as pool,
         tqdm(total=len(todo), desc="grading", unit="submission", disable=not progress) as bar,
     ):
-        if settings.judge_socket is None:
-            settings = replace(settings, judge_socket=judges.path)
         futures = [pool.submit(grade_one, settings, s, a) for s, a in todo]
         for future in as_completed(futures):
             result = future.result()
