@@ -8,8 +8,9 @@ built and seeded itself, and compares plain values; the student's process sees o
 arguments of the calls made to it.
 
 Processes: ``python -m convae.grading.judge SOCKET`` is a fork server that imports torch once and
-lives as long as the process that started it (a class grading run, or a cluster worker); each
-grading worker connects and gets a fresh forked judge for its notebooks (``JudgeClient``).
+lives as long as the process that started it (a grading process, whose runs share it, or a
+cluster worker); each grading worker connects and gets a fresh forked judge for its notebooks
+(``JudgeClient``).
 The server lives outside every sandbox; a sandboxed kernel cannot see its processes (its own PID
 namespace), and reaches a judge only through the one socket of a test cell, where everything it
 sends is read as data within limits. Neither the server nor its judges are dumpable.
@@ -280,7 +281,7 @@ def reap(children: set[int]) -> set[int]:
 
 
 class JudgeServer:
-    """A judge fork server started by this process (one per class grading run)."""
+    """A judge fork server started by this process (``process_server``, or a cluster worker's)."""
 
     def __init__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="convae-judge-"))  # 0700: private to the grader
