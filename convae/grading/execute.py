@@ -19,7 +19,6 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import copy
 import functools
 import json
@@ -233,7 +232,7 @@ class ResilientExecute(Execute):
     def judge_client(self) -> judge.JudgeClient:
         """This notebook's judge, set up with its imports cell and the names its answers define."""
         if self._judge is None:
-            server = os.environ.get(JUDGE_SOCKET) or str(private_judge_server().path)
+            server = os.environ.get(JUDGE_SOCKET) or str(judge.process_server().path)
             self._judge = judge.JudgeClient(Path(server))
             imports = next((c.source for c in self.nb.cells if notebooks.grade_id(c) == "imports"), "")
             names = [notebooks.grade_id(c) for c in self.nb.cells if notebooks.is_answer_cell(c)]
@@ -286,14 +285,6 @@ def budget_spent_output(seconds: int) -> nbformat.NotebookNode:
     ename = "TimeBudgetSpent"
     evalue = f"this notebook's time budget ({seconds} s) was spent before this cell could run"
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
-
-
-@functools.cache
-def private_judge_server() -> judge.JudgeServer:
-    """A judge server for this process alone, when no class-wide one was started."""
-    server = judge.JudgeServer()
-    atexit.register(server.stop)
-    return server
 
 
 def read_flags(path: Path) -> list[str]:
