@@ -305,6 +305,11 @@ def test_the_reader_refuses_what_is_not_a_well_formed_value():
         {"device": "file:///etc/passwd"},
         {"tensor": "0"},
         {"pickle": "gASVAAAA"},
+        {"meta": ["float32", [-1]]},
+        {"meta": ["float32", [2**41]]},
+        {"meta": ["float32", [1] * 17]},
+        {"meta": ["__import__", [1]]},
+        {"meta": "float32"},
         deep,
     ):
         with pytest.raises(wire.ProtocolError):
@@ -331,13 +336,16 @@ def test_every_plain_value_round_trips():
         torch.device("cpu"),
         slice(None, 3, 2),
         ...,
+        torch.empty(10**9, 10**6, dtype=torch.float64, device="meta"),  # no data, whatever its shape
     ]
     codec = wire.Codec()
     document, blob = codec.encode_message({}, {"value": values})
     json.dumps(document)  # plain JSON
     back = decode(document, blob)
     for original, copy in zip(values, back, strict=True):
-        if isinstance(original, torch.Tensor):
+        if isinstance(original, torch.Tensor) and original.is_meta:
+            assert copy.is_meta and copy.dtype == original.dtype and copy.shape == original.shape
+        elif isinstance(original, torch.Tensor):
             assert copy.dtype == original.dtype and torch.equal(copy, original)
         elif isinstance(original, np.ndarray):
             assert copy.dtype == original.dtype and (copy == original).all()
@@ -345,6 +353,49 @@ def test_every_plain_value_round_trips():
             assert math.isnan(copy)
         else:
             assert copy == original and type(copy) is type(original)
+
+
+NOISE = {
+    "device": "def f(x):\n    return x + torch.randn(x.shape, dtype=x.dtype, device=x.device)\n",
+    "moved": "def f(x):\n    return x + torch.randn(x.shape).to(x)\n",
+    "cpu": "def f(x):\n    return x + torch.randn(x.shape)\n",
+    "cpu_result": "def f(x):\n    return torch.randn(x.shape)\n",
+    "reads_a_value": "def f(x):\n    return x + float(x.sum())\n",
+    "not_a_tensor": "def f(x):\n    return [1.0]\n",
+}
+
+
+@pytest.mark.parametrize(
+    "answer, expected",
+    [("device", True), ("moved", True), ("cpu", False), ("cpu_result", False), ("reads_a_value", None),
+     ("not_a_tensor", None)],
+)  # fmt: skip
+def test_a_function_is_tried_on_the_meta_device_through_the_judge_and_in_a_kernel(answer, expected):
+    test = (
+        "from convae.grading import checks\n"
+        f"assert checks.stays_on_device(f, torch.rand(4, 3)) is {expected}\n"
+    )
+    passes(NOISE[answer], test)
+    namespace = {}
+    exec(IMPORTS + "\n" + NOISE[answer], namespace)
+    from convae.grading import checks
+
+    assert checks.stays_on_device(namespace["f"], torch.rand(4, 3)) is expected
+
+
+@pytest.mark.parametrize(
+    "check",
+    [
+        "assert f(torch.ones(2)).tolist() == [1.0, 1.0]",
+        "assert torch.allclose(f(torch.ones(2)), torch.ones(2))",
+        "assert float(f(torch.ones(2)).sum()) == 2.0",
+        "assert bool((f(torch.ones(2)) == 1).all())",
+        "assert torch.equal(f(torch.ones(2)), f(torch.ones(2)))",
+    ],
+)
+def test_a_meta_tensor_in_place_of_values_passes_no_value_check(check):
+    """The meta device carries no data, so a student who returns meta tensors gives no values."""
+    fails("def f(x):\n    return torch.empty(x.shape, device='meta')\n", check)
 
 
 def test_opaque_operations_never_reach_the_students_process():

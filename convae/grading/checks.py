@@ -6,8 +6,8 @@ and the helpers ask the student's process instead.
 
 Two kinds of checks, and the README's threat model names them:
 - *enforced*: computed in the judge from values (``listed`` of values, ``type_name``,
-  ``numerical_gradient``, ``parameter_layers``' rows and counts): the student's code can only give
-  wrong values;
+  ``numerical_gradient``, ``parameter_layers``' rows and counts, ``stays_on_device``): the
+  student's code can only give wrong values;
 - *best-effort*: facts only the student's process can observe (``is_instance``, ``autograd``,
   ``parameter_gradients``, ``torch_function_calls``, ``modified_arguments``, ``manual_seed``,
   ``rng_state``, which of ``parameter_layers``' modules ran and their output shapes); the
@@ -121,6 +121,32 @@ def modified_arguments(fn, *args, **kwargs):
     """``(result, modified)``: which tensor arguments ``fn`` changed in place (best-effort)."""
     result, modified = _run_probe("modified_arguments", fn, list(args), kwargs)
     return result, list(modified)
+
+
+# PyTorch's messages when tensors of two devices meet: on the meta device, and on a GPU.
+DEVICE_MISMATCH = ("is not on the expected device meta", "Expected all tensors to be on the same device")
+
+
+def stays_on_device(fn, *args, **kwargs) -> bool | None:
+    """Whether ``fn`` computes on its tensor arguments' device, as a GPU run needs.
+
+    The tensor arguments go to PyTorch's meta device (a dtype and a shape, no data), which stands
+    in for a GPU on any machine: noise drawn by ``torch.randn(shape)`` without ``device=`` lands on
+    the CPU and cannot meet them there, as on a GPU. True: ``fn`` returned a meta tensor. False: it
+    failed with PyTorch's device-mismatch error, or returned a tensor of another device. None: it
+    could not run on the meta device for another reason (an operation the meta device lacks, a
+    value read with ``.item()``), which is no verdict: the other checks judge its values.
+    """
+    import torch
+
+    meta = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in args]
+    try:
+        out = fn(*meta, **kwargs)
+    except Exception as error:  # noqa: BLE001 -- only the device mismatch is a verdict
+        return False if any(text in str(error) for text in DEVICE_MISMATCH) else None
+    if not isinstance(out, torch.Tensor):  # a handle is no tensor: no verdict
+        return None
+    return out.device.type == "meta"
 
 
 def manual_seed(seed: int) -> None:

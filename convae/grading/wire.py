@@ -8,7 +8,9 @@ ever pickled.
 
 Values are tagged so that types survive the trip. By value: None, bool, int, float, str, and
 tuples, lists and dicts of values; torch tensors (any subclass arrives as a plain, detached CPU
-tensor), numpy arrays and numpy scalars; torch dtypes and devices, slices and ``...``. Anything
+tensor), tensors of PyTorch's meta device (a dtype and a shape, no data: they stand in for a GPU
+in checks that run on a CPU), numpy arrays and numpy scalars; torch dtypes and devices, slices
+and ``...``. Anything
 else is a *reference* that the sending side knows how to make and the receiving side how to read
 (see ``Codec.reference`` / ``Codec.dereference``): the agent sends the student's objects as
 handles, the judge sends its own objects as exposures.
@@ -146,6 +148,9 @@ class Codec:
         numpy = sys.modules.get("numpy")
         if torch is not None:
             if isinstance(value, torch.Tensor):
+                plain = torch.Tensor.as_subclass(value, torch.Tensor)
+                if plain.is_meta:
+                    return {"meta": [str(plain.dtype).removeprefix("torch."), list(plain.shape)]}
                 return {"tensor": self.add_tensor(value)}
             if isinstance(value, torch.dtype):
                 return {"dtype": str(value).removeprefix("torch.")}
@@ -227,6 +232,8 @@ class Codec:
                 return tensor
             array = tensor.numpy()
             return array if tag == "ndarray" else array[()]
+        if tag == "meta":
+            return _meta_tensor(body)
         if tag == "dtype":
             return _dtype(body)
         if tag == "device":
@@ -267,6 +274,20 @@ def _dtype(name):
     if not isinstance(dtype, torch.dtype):
         raise ProtocolError(f"an unknown dtype {name!r}")
     return dtype
+
+
+META_DIMS, META_SIZE = 16, 2**40
+
+
+def _meta_tensor(body):
+    """A tensor of the meta device, from ``[dtype, [sizes]]``: it holds no data, whatever its shape."""
+    import torch
+
+    if type(body) is not list or len(body) != 2 or type(body[1]) is not list or len(body[1]) > META_DIMS:
+        raise ProtocolError(f"a meta tensor must be [dtype, [at most {META_DIMS} sizes]]")
+    if any(type(size) is not int or not 0 <= size <= META_SIZE for size in body[1]):
+        raise ProtocolError(f"a meta tensor's sizes must be ints from 0 to {META_SIZE}")
+    return torch.empty(body[1], dtype=_dtype(body[0]), device="meta")
 
 
 def _device(name):
