@@ -1111,9 +1111,9 @@ def add_noise(x, std, generator=None):
 
 @catalogue.correct
 def add_noise(x, std, generator=None):
-    """torch.normal with size= and generator="""
+    """torch.normal with size= and generator=, on the CPU, then moved to x's dtype and device"""
     noise = torch.normal(0.0, float(std), size=tuple(x.shape), generator=generator)
-    return torch.clamp(x + noise.to(x.dtype), min=0.0, max=1.0)
+    return torch.clamp(x + noise.to(x), min=0.0, max=1.0)
 
 
 @catalogue.correct
@@ -1129,10 +1129,15 @@ def add_noise(x, std, generator=None):
     """Box-Muller: normal noise made from two uniforms per pixel, drawn with the generator"""
     import math
 
-    u1 = 1 - torch.rand(x.shape, generator=generator, dtype=x.dtype)  # in (0, 1]: its log is finite
-    u2 = torch.rand(x.shape, generator=generator, dtype=x.dtype)
+    u1 = 1 - torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)  # (0, 1]: finite log
+    u2 = torch.rand(x.shape, generator=generator, dtype=x.dtype, device=x.device)
     noise = torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
     return torch.clamp(x + std * noise, 0, 1)
+
+
+@catalogue.wrong("test_add_noise", "noise drawn on the CPU (no device=): a GPU run fails")
+def add_noise(x, std, generator=None):
+    return (x + std * torch.randn(x.shape, generator=generator, dtype=x.dtype)).clamp(0, 1)
 
 
 @catalogue.wrong("test_add_noise", "no clipping")

@@ -177,10 +177,10 @@ def reparameterize(mu, logvar, generator=None):
 
 @catalogue.correct
 def reparameterize(mu, logvar, generator=None):
-    """float64 noise cast to mu's dtype, exp(logvar)**0.5"""
+    """float64 noise on the CPU, moved to mu's dtype and device, exp(logvar)**0.5"""
     import torch
 
-    eps = torch.randn(*mu.shape, generator=generator, dtype=torch.float64).to(mu.dtype)
+    eps = torch.randn(*mu.shape, generator=generator, dtype=torch.float64).to(mu)
     return mu + logvar.exp() ** 0.5 * eps
 
 
@@ -191,9 +191,17 @@ def reparameterize(mu, logvar, generator=None):
 
     import torch
 
-    u1 = 1 - torch.rand(mu.shape, generator=generator, dtype=mu.dtype)  # in (0, 1]: its log is finite
-    u2 = torch.rand(mu.shape, generator=generator, dtype=mu.dtype)
+    u1 = 1 - torch.rand(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)  # (0, 1]: finite log
+    u2 = torch.rand(mu.shape, generator=generator, dtype=mu.dtype, device=mu.device)
     eps = torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+@catalogue.wrong("test_reparameterize", "noise drawn on the CPU (no device=): a GPU run fails")
+def reparameterize(mu, logvar, generator=None):
+    import torch
+
+    eps = torch.randn(mu.shape, generator=generator, dtype=mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 
 
