@@ -8,6 +8,7 @@ newlines) so that regenerating the release is byte-for-byte reproducible.
 from __future__ import annotations
 
 import json
+import linecache
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -162,8 +163,11 @@ def run_cells(path: Path | str, grade_ids, namespace: dict | None = None) -> dic
         if grade_id not in cells:
             raise KeyError(f"{path.name} has no cell {grade_id!r}: did its cells get deleted or renamed?")
         code = TransformerManager().transform_cell(strip_solution_markers(cells[grade_id].source))
+        filename = f"<{path.name}:{grade_id}>"
+        # Tracebacks through these functions (a training run's, say) then show the cell's lines.
+        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
         try:
-            exec(compile(code, f"<{path.name}:{grade_id}>", "exec"), namespace)
+            exec(compile(code, filename, "exec"), namespace)
         except Exception as error:
             raise RuntimeError(f"running cell {grade_id!r} of {path} failed: {error!r}") from error
     return namespace
