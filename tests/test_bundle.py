@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import REPO, copy_course
+from conftest import REPO, copy_course, load_tool
 
 from convae import bundle, course, install_cell, leaks, notebooks
 
@@ -207,3 +207,30 @@ def test_every_third_party_import_of_the_wheel_is_declared():
     modules = bundle.student_modules(sorted((REPO / "release").glob("*/*.ipynb")))
     assert "convae.grading.checks" in modules and "convae.grading.judge" not in modules
     assert bundle.undeclared_imports(modules) == []
+
+
+def test_the_gpu_run_rebuilds_the_students_wheel_byte_for_byte_from_a_copy_without_assets(built, tmp_path):
+    """tools/gpu_student_run.py sends the wheel without its 20 MiB of assets and puts them back from
+    the checkout on the device, each checked against the wheel's RECORD."""
+    gpu = load_tool("gpu_student_run")
+    wheel = next(built[0].glob("convae-*.whl"))
+    stripped, rebuilt = tmp_path / "stripped" / wheel.name, tmp_path / wheel.name
+    gpu.strip_assets(wheel, stripped)
+    assert stripped.stat().st_size < 2**20
+    assert gpu.restore_assets(stripped, rebuilt) > 0
+    original, again = zipfile.ZipFile(wheel), zipfile.ZipFile(rebuilt)
+    assert sorted(original.namelist()) == sorted(again.namelist())
+    assert all(original.read(name) == again.read(name) for name in original.namelist())
+    other = tmp_path / "other"
+    shutil.copytree(REPO / "convae" / "assets", other / "convae" / "assets")
+    (other / "convae" / "assets" / "ae_denoise.pt").write_bytes(b"not the bundle's weights")
+    with pytest.raises(SystemExit, match="ae_denoise.pt"):
+        gpu.restore_assets(stripped, tmp_path / "refused.whl", root=other)
+
+
+def test_the_gpu_runs_variants_each_replace_one_line_of_the_reference_answer():
+    gpu = load_tool("gpu_student_run")
+    for variant in gpu.CPU_NOISE.values():
+        path = REPO / "source" / variant.assignment / f"{variant.notebooks[0]}.ipynb"
+        answer = notebooks.cells_by_id(notebooks.read(path))[variant.answer].source
+        assert len(gpu.NOISE_LINE.findall(answer)) == 1, (variant, answer)

@@ -164,7 +164,7 @@ def record_digest(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def restore_assets(stripped: Path, wheel: Path) -> int:
+def restore_assets(stripped: Path, wheel: Path, root: Path = REPO) -> int:
     """The bundle's wheel again: each asset file taken from the checkout only if its hash is the
     one in the wheel's RECORD, so the installed files are the students' to the byte."""
     with zipfile.ZipFile(stripped) as src, zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as out:
@@ -174,7 +174,7 @@ def restore_assets(stripped: Path, wheel: Path) -> int:
             out.writestr(info, src.read(info))
         assets = [name for name in record if name.startswith(ASSETS)]
         for name in assets:
-            data = (REPO / name).read_bytes()
+            data = (root / name).read_bytes()
             if record_digest(data) != record[name]:
                 raise SystemExit(f"{name} in the checkout is not the bundle's: rebuild the bundle")
             out.writestr(name, data)
