@@ -18,8 +18,9 @@ the kernel took on it, so a notebook that ran on the CPU cannot pass for one tha
 
 ``run`` (the device's own ``python3``, stdlib only) installs those wheels and the bundle's wheel
 into ``/tmp/site``, copies the notebooks to ``/tmp/student`` (nothing is read from the checkout
-but ``tests/student_runner.py``), runs every notebook in full (no ``NBGRADER_EXECUTION``: a
-student's Restart & Run All) at once, one kernel each, and writes ``summary.json`` to ``$OUT``.
+but ``tests/student_runner.py`` and the wheel's assets, each checked against the wheel), runs every notebook in full (no ``NBGRADER_EXECUTION``: a
+student's Restart & Run All) at once, one kernel each, and writes ``summary.json`` and the
+reference answers' executed notebooks (for their figures) to ``$OUT``.
 
     .venv/bin/python tools/gpu_student_run.py prepare
     # on the device machine, carrying .gpu:
@@ -275,6 +276,9 @@ def run(prepared: Path, out: Path) -> None:
             print(f"{key:40} {line(report['notebooks'][key])}", flush=True)
             # Written after each notebook, so a run stopped at its time limit still reports.
             (out / "summary.json").write_text(json.dumps(report, indent=1))
+    # The reference answers' executed notebooks come back too, for their figures.
+    for executed in sorted(student.glob("answered/*/*.executed.ipynb")):
+        shutil.copy2(executed, out / f"{executed.parent.name}-{executed.name}")
 
 
 def line(result: dict) -> str:
