@@ -18,9 +18,10 @@ the kernel took on it, so a notebook that ran on the CPU cannot pass for one tha
 
 ``run`` (the device's own ``python3``, stdlib only) installs those wheels and the bundle's wheel
 into ``/tmp/site``, copies the notebooks to ``/tmp/student`` (nothing is read from the checkout
-but ``tests/student_runner.py`` and the wheel's assets, each checked against the wheel), runs every notebook in full (no ``NBGRADER_EXECUTION``: a
-student's Restart & Run All) at once, one kernel each, and writes ``summary.json`` and the
-reference answers' executed notebooks (for their figures) to ``$OUT``.
+but ``tests/student_runner.py`` and the wheel's assets, each checked against the wheel), runs
+every notebook in full (no ``NBGRADER_EXECUTION``: a student's Restart & Run All) at once, one
+kernel each, and writes ``summary.json`` and the reference answers' executed notebooks (for
+their figures) to ``$OUT``.
 
     .venv/bin/python tools/gpu_student_run.py prepare
     # on the device machine, carrying .gpu:
