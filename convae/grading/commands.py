@@ -14,6 +14,13 @@ import sys
 from pathlib import Path
 
 
+def skip_iri_grammar() -> None:
+    """Make jsonschema's optional import of rfc3987_syntax fail: where that is installed, jsonschema
+    builds its grammar for IRI formats, which notebooks never use, at a cost of seconds to every
+    process that loads nbformat or nbgrader. Call it before jsonschema is imported."""
+    sys.modules.setdefault("rfc3987_syntax", None)
+
+
 def environment_bin_on_path() -> Path:
     """nbgrader runs `alembic` and the kernels by name: this environment's bin must come first."""
     bin_dir = Path(sys.executable).parent
@@ -87,7 +94,7 @@ def gradebook(url: str):
 
 
 def nbgrader_main(argv: list[str]) -> int:
-    sys.modules.setdefault("rfc3987_syntax", None)  # makes jsonschema's optional import fail
+    skip_iri_grammar()
     from nbgrader.apps.nbgraderapp import NbGraderApp
 
     read_alembic_head_in_process()

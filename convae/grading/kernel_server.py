@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from convae.grading import commands
+
 # The libraries every course notebook imports. Not matplotlib.pyplot: importing it picks the
 # inline backend, which must happen inside the kernel to hook into IPython's display.
 PRELOAD = (
@@ -81,9 +83,7 @@ SERVER_FILES = ("kernel-server.log", "kernel-server.lock")  # the server's own, 
 def preload() -> None:
     # ipykernel selects the inline backend through MPLBACKEND; matplotlib reads it on import.
     os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
-    # nbformat's jsonschema imports rfc3987_syntax, when installed, for IRI formats that notebooks
-    # never use, and builds its grammar (2-3 s): make that optional import fail, as the worker does.
-    sys.modules.setdefault("rfc3987_syntax", None)
+    commands.skip_iri_grammar()  # for nbformat, which the preload imports
     for name in PRELOAD + (TRAINING_PRELOAD if os.environ.get(PRELOAD_TRAINING) == "1" else ()):
         __import__(name)
 

@@ -13,11 +13,9 @@ seconds of imports each. Each worker is still a fresh process of its own, with t
 environment and working folder; the forkserver is instructor code only, like the worker.
 """
 
-import sys
+from convae.grading import commands
 
-# jsonschema imports rfc3987_syntax, when installed, to check IRI formats that notebooks never
-# use; building its grammar costs ~3.5 s of every nbgrader start. Make that optional import fail.
-sys.modules.setdefault("rfc3987_syntax", None)
+commands.skip_iri_grammar()  # before nbgrader and nbformat are imported, below
 
 import importlib  # noqa: E402
 import json  # noqa: E402
@@ -25,10 +23,11 @@ import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from convae import notebooks  # noqa: E402
-from convae.grading import commands, kernel_server, sandbox  # noqa: E402
+from convae.grading import kernel_server, sandbox  # noqa: E402
 
 # What every worker imports: loaded in the forkserver once, before it forks any worker.
 PRELOAD = (
