@@ -77,18 +77,25 @@ def build_submission(root: Path, student: str, answers: dict, assignment: str) -
     target.mkdir(parents=True)
     for release_path in sorted((root / "release" / assignment).glob("*.ipynb")):
         notebook = release_path.stem
-        source_cells = notebooks.cells_by_id(notebooks.read(root / "source" / assignment / release_path.name))
         wanted = answers if answers == SOLUTION else answers.get(f"{assignment}/{notebook}", {})
         if wanted == "missing":
             continue
-        nb = notebooks.read(release_path)
-        for cell in nb.cells:
-            answer = wanted.get(notebooks.grade_id(cell)) if isinstance(wanted, dict) else None
-            if wanted == SOLUTION and notebooks.nbgrader_meta(cell).get("solution"):
-                answer = SOLUTION
-            if answer is not None:
-                cell.source = answer_text(answer, source_cells[notebooks.grade_id(cell)])
+        nb = answered(release_path, root / "source" / assignment / release_path.name, wanted)
         notebooks.write(nb, target / release_path.name)
+
+
+def answered(release_path: Path, source_path: Path, wanted):
+    """A released notebook with a student's answers typed in: ``wanted`` is SOLUTION (every answer
+    cell the instructor's solution) or ``{grade_id: answer}``."""
+    source_cells = notebooks.cells_by_id(notebooks.read(source_path))
+    nb = notebooks.read(release_path)
+    for cell in nb.cells:
+        answer = wanted.get(notebooks.grade_id(cell)) if isinstance(wanted, dict) else None
+        if wanted == SOLUTION and notebooks.nbgrader_meta(cell).get("solution"):
+            answer = SOLUTION
+        if answer is not None:
+            cell.source = answer_text(answer, source_cells[notebooks.grade_id(cell)])
+    return nb
 
 
 def build_submission_for_all(root: Path, student: str, answers) -> None:

@@ -196,12 +196,8 @@ def copy_notebooks(place: Place, name: str) -> Path:
 def paste_reference_answers(folder: Path) -> None:
     """Every answer cell as the reference solution, as a student would have typed it."""
     for path in folder.glob("*/*.ipynb"):
-        sources = notebooks.cells_by_id(notebooks.read(REPO / "source" / path.parent.name / path.name))
-        nb = notebooks.read(path)
-        for cell in nb.cells:
-            if notebooks.nbgrader_meta(cell).get("solution"):
-                cell.source = course.answer_text(course.SOLUTION, sources[notebooks.grade_id(cell)])
-        notebooks.write(nb, path)
+        source = REPO / "source" / path.parent.name / path.name
+        notebooks.write(course.answered(path, source, course.SOLUTION), path)
 
 
 @pytest.fixture(scope="session")

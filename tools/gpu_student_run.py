@@ -113,11 +113,7 @@ def prepare(dest: Path) -> None:
     for assignment in course.assignments(REPO):
         shutil.copytree(REPO / "dist" / assignment, answered / assignment)
     for path in sorted(answered.glob("*/*.ipynb")):
-        source = notebooks.cells_by_id(notebooks.read(REPO / "source" / path.parent.name / path.name))
-        nb = notebooks.read(path)
-        for cell in nb.cells:
-            if notebooks.nbgrader_meta(cell).get("solution"):
-                cell.source = course.answer_text(course.SOLUTION, source[notebooks.grade_id(cell)])
+        nb = course.answered(path, REPO / "source" / path.parent.name / path.name, course.SOLUTION)
         nb.cells.append(nbformat.v4.new_code_cell(PROBE))
         notebooks.write(nb, path)
     for folder, variant in CPU_NOISE.items():
