@@ -51,16 +51,14 @@ REPO = Path(__file__).resolve().parents[1]
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 WHEEL_PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 # What a kernel and nbclient import beyond the device image (debugpy and jedi are optional to
-# ipykernel and IPython and are left out for the tree's size limit).
-KERNEL_WHEELS = [
-    "nbformat==5.11.1", "nbclient==0.11.0", "jupyter_client==8.10.0", "jupyter_core==5.9.1",
-    "ipykernel==7.4.0", "ipython==9.18.1", "ipython_pygments_lexers==1.1.1", "traitlets==5.16.1",
-    "pyzmq==27.3.0", "tornado==6.6.1", "comm==0.2.3", "matplotlib-inline==0.2.2",
-    "nest-asyncio2==1.7.4", "platformdirs==4.14.7", "fastjsonschema==2.22.3", "jsonschema==4.26.0",
-    "jsonschema-specifications==2025.9.1", "referencing==0.37.0", "rpds-py==2026.9.1",
-    "pexpect==4.9.0", "ptyprocess==0.7.0", "prompt_toolkit==3.0.53", "wcwidth==0.9.4",
-    "stack-data==0.6.3", "asttokens==3.0.2", "executing==2.3.0", "pure_eval==0.2.4",
-]  # fmt: skip
+# ipykernel and IPython and are left out for the tree's size limit), at the bundle's versions.
+KERNEL_PACKAGES = (
+    "nbformat", "nbclient", "jupyter_client", "jupyter_core", "ipykernel", "ipython",
+    "ipython_pygments_lexers", "traitlets", "pyzmq", "tornado", "comm", "matplotlib-inline",
+    "nest-asyncio2", "platformdirs", "fastjsonschema", "jsonschema", "jsonschema-specifications",
+    "referencing", "rpds-py", "pexpect", "ptyprocess", "prompt_toolkit", "wcwidth", "stack-data",
+    "asttokens", "executing", "pure_eval",
+)  # fmt: skip
 
 
 class Variant(NamedTuple):
@@ -145,11 +143,21 @@ def strip_assets(wheel: Path, stripped: Path) -> None:
                 out.writestr(info, src.read(info))
 
 
+def kernel_wheels(requirements: Path) -> list[str]:
+    """``KERNEL_PACKAGES`` pinned as the bundle's ``requirements.txt`` pins them."""
+    from convae import bundle
+
+    lines = [line for line in requirements.read_text().splitlines() if "==" in line]
+    pins = {bundle.canonical(line.split("==")[0]): line for line in lines}
+    return [pins[bundle.canonical(name)] for name in KERNEL_PACKAGES]
+
+
 def download_wheels(folder: Path) -> None:
     platforms = [arg for p in WHEEL_PLATFORMS for arg in ("--platform", p)]
+    wheels = kernel_wheels(REPO / "dist" / "requirements.txt")
     subprocess.run(
         [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
-         "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", folder, *KERNEL_WHEELS],
+         "--python-version", "3.12", "--implementation", "cp", *platforms, "-d", folder, *wheels],
         check=True,
     )  # fmt: skip
 
